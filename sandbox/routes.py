@@ -1,0 +1,336 @@
+"""Every read route of the Wallet API, answered from the world.
+
+A route is served from the catalog entry that loads it (same entity, same parent link); read
+routes the connector does not load (by-id fetches, excluded lookups) are served from the entity
+whose schema they return. Response shapes follow the spec; where it leaves them untyped the
+shapes are the documented assumptions in `ASSUMPTIONS`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from sandbox.world import CATEGORIES, DAY, ENTITY_DEFS, World, make_id, parse_time
+from sources.wallet import spec
+from sources.wallet.catalog import ENTRIES, Entry, Measure, Strategy
+
+SERVED_READ_KINDS = frozenset(
+    {"list", "child_list", "paged", "count", "analytics", "report", "get_one"})
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+# Every place the sandbox had to choose a shape the spec does not type.
+ASSUMPTIONS: tuple[str, ...] = (
+    "Untyped record lists (`object` or `array of object`) return a bare JSON array of records "
+    "of the resource's named schema, or of a generic record {id, merchantID, createdAt, "
+    "updatedAt, isActive, name, description, status[, amount]} where none is named.",
+    "By-date analytics return [{date: 'YYYY-MM-DD', count|amount}] (typed ones use the field "
+    "their schema names, e.g. points), one element per UTC day with data in the window.",
+    "By-dimension analytics return [{<dimension>: value, count|amount}] over the window.",
+    "Scalar windowed analytics and counts return {count} or {amount}; reach statistics return "
+    "ReachPerformanceStats computed from outbound SMS in the window.",
+    "Windows are half-open [start, end) on createdAt; both bounds are ISO 8601 date-times.",
+    "Lists return records oldest first (by createdAt); pages are 1-based; a page past the end "
+    "is an empty page; the default page size is 100 and the largest 1000.",
+    "Money fields are integer cents; their *_decimal and *_string twins are '12.34' and "
+    "'$12.34'.",
+    "Errors are JSON {error: {name, message}}: 401 AuthError, 404 NotFound, 422 FalsumError.",
+    "Body-paged POST routes take pageNum/pageSize in the JSON body; body-windowed InfoGenesis "
+    "routes take startDateTime/endDateTime in the body (query also accepted for the one route "
+    "whose spec puts them in the query).",
+)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, name: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.name, self.message = status, name, message
+
+
+@dataclass(frozen=True)
+class Route:
+    operation: spec.Operation
+    entity: str
+    entry: Entry | None
+    pattern: re.Pattern[str]
+
+    @property
+    def key(self) -> str:
+        return self.operation.key
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+    return re.compile(f"^{regex}$")
+
+
+def _entity_for_schema() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for definition in ENTITY_DEFS.values():
+        if definition.schema:
+            found.setdefault(definition.schema, definition.name)
+    return found
+
+
+# Served routes that no catalog entry loads and whose schema names no entity.
+EXTRA_ENTITIES: dict[str, str] = {
+    "/v2/customer/vouchers/": "static_vouchers",
+    "/v2/pos/infogenesis/": "infogenesis_requests",
+    "/v2/customer/search/": "members",
+    "/walletPageViews/": "wallet_page_views",
+    "/v2/customer/walletViews/": "wallet_page_views",
+    "/v2/payment/staticVoucher/reach/": "outbound_sms",
+    "/v2/payment/staticVoucherCampaignGroups/": "static_voucher_campaigns",
+    "/v2/payment/staticVoucherCampaign/overview/": "static_vouchers",
+    "/v2/employee/file/": "documents",
+    "/authentication/status/": "employees",
+}
+
+
+def build_routes() -> list[Route]:
+    entries = {entry.route: entry for entry in ENTRIES}
+    by_schema = _entity_for_schema()
+    routes = []
+    for row in spec.endpoint_rows():
+        if row["read_kind"] not in SERVED_READ_KINDS:
+            continue
+        key = f"{row['method']} {row['path']}"
+        entry = entries.get(key)
+        entity = entry.entity if entry else by_schema.get(row["record_schema"])
+        if entity is None:
+            entity = next((e for part, e in EXTRA_ENTITIES.items() if part in row["path"]),
+                          "documents")
+        routes.append(Route(spec.operation(key), entity, entry, _pattern(row["path"])))
+    # Literal segments win over parameters: /outbound/page/{id} before /outbound/{id}.
+    routes.sort(key=lambda r: (r.operation.path.count("{"), -len(r.operation.path)))
+    return routes
+
+
+class Request:
+    """What the handler parsed: query and body parameters as strings/JSON values."""
+
+    def __init__(self, query: dict[str, str], body: dict[str, Any]) -> None:
+        self.query, self.body = query, body
+
+    def get(self, name: str) -> Any:
+        return self.body[name] if name in self.body else self.query.get(name)
+
+
+def _bool(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ApiError(422, "FalsumError", f"{name} must be true or false, got {value!r}")
+
+
+def _int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ApiError(422, "FalsumError", f"{name} must be a positive integer") from None
+    if number < 1:
+        raise ApiError(422, "FalsumError", f"{name} must be a positive integer")
+    return number
+
+
+def _time(value: Any, name: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return parse_time(str(value))
+    except ValueError:
+        raise ApiError(422, "FalsumError", f"{name} must be an ISO 8601 date-time") from None
+
+
+class Responder:
+    """Answers one request to one route from the world."""
+
+    def __init__(self, world: World, route: Route, params: dict[str, str],
+                 request: Request) -> None:
+        self.world, self.route, self.params, self.request = world, route, params, request
+        self.op = route.operation
+        self.entity = world.entities[route.entity]
+
+    # Parameters --------------------------------------------------------------------------
+    def validate(self) -> None:
+        for name in self.op.required_query_params:
+            if self.request.get(name) in (None, ""):
+                raise ApiError(422, "FalsumError", f"missing required parameter {name}")
+        for name in self.op.path_params:
+            if not self.params.get(name):
+                raise ApiError(422, "FalsumError", f"missing path parameter {name}")
+
+    def window(self) -> tuple[float, float] | None:
+        names = self.op.window_params
+        if not names:
+            return None
+        start = _time(self.request.get(names[0]), names[0])
+        end = _time(self.request.get(names[1]), names[1])
+        if start is None and end is None:
+            return None
+        start = start if start is not None else 0.0
+        end = end if end is not None else self.world.now + DAY
+        if start > end:
+            raise ApiError(422, "FalsumError", f"{names[0]} is after {names[1]}")
+        return start, end
+
+    def link(self) -> tuple[str, int] | None:
+        """The parent record a child route is scoped to: its path parameter, or the `id` of
+        a body-paged log request."""
+        if not self.route.entry or not self.route.entry.parent:
+            return None
+        parent_entity = _entity_of_resource(self.route.entry.parent)
+        value = (self.params[self.op.path_params[0]] if self.op.path_params
+                 else self.request.get("id"))
+        if not isinstance(value, str):
+            raise ApiError(422, "FalsumError", "id is required")
+        index = self.world.find(parent_entity, value)
+        if index is None:
+            raise ApiError(404, "NotFound", f"no {parent_entity} record with id {value!r}")
+        field = self.entity.link_field_to(parent_entity)
+        if field is None:
+            raise ApiError(500, "InternalServerError", "sandbox has no link for this route")
+        return field, index
+
+    def selection(self) -> np.ndarray:
+        # Archived records hide only on routes that offer isArchiveIncluded to show them.
+        offers_flag = ("isArchiveIncluded" in self.op.query_params
+                       or "isArchiveIncluded" in self.op.body_fields)
+        asked = _bool(self.request.get("isArchiveIncluded"), "isArchiveIncluded")
+        include = bool(asked) if offers_flag else True
+        indices = self.entity.select(link=self.link(), window=self.window(),
+                                     include_archived=include)
+        entry = self.route.entry
+        if entry and entry.record_filter:
+            # Filters on generated fields need the records; only small selections use them.
+            records = self.entity.records(indices)
+            keep = [all(r.get(k) == v for k, v in entry.record_filter.items()) for r in records]
+            indices = indices[np.array(keep, dtype=bool)] if len(indices) else indices
+        return indices
+
+    # Shapes ------------------------------------------------------------------------------
+    def respond(self) -> Any:
+        self.validate()
+        entry = self.route.entry
+        strategy = entry.strategy if entry else None
+        kind = spec.read_kind(self.route.key)
+        if strategy is Strategy.DAILY:
+            return self.daily()
+        if strategy is Strategy.PER_WINDOW or strategy is Strategy.COUNT:
+            return self.aggregate()
+        if entry is None and kind in ("count", "analytics"):
+            return self.aggregate()
+        if kind == "get_one" and self.op.path_params and entry is None:
+            return self.one()
+        if kind == "get_one" and not self.op.returns_array:
+            records = self.entity.records(self.selection()[:1])
+            return records[0] if records else {}
+        return self.listing()
+
+    def one(self) -> dict[str, Any]:
+        value = self.params[self.op.path_params[0]]
+        index = self.world.find(self.route.entity, value)
+        if index is None:
+            raise ApiError(404, "NotFound", f"no {self.route.entity} record with id {value!r}")
+        return self.entity.record(index)
+
+    def listing(self) -> Any:
+        indices = self.selection()
+        pages = self.op.page_params
+        total = len(indices)
+        if pages:
+            number = _int(self.request.get(pages[0]), pages[0]) or 1
+            size = min(_int(self.request.get(pages[1]), pages[1]) or DEFAULT_PAGE_SIZE,
+                       MAX_PAGE_SIZE)
+            indices = indices[(number - 1) * size: number * size]
+        records = self.entity.records(indices)
+        envelope = self.op.envelope
+        if envelope is None:
+            return records
+        items, total_field = envelope
+        body: dict[str, Any] = {items: records, total_field: total}
+        if items == "results":
+            body["length"] = len(records)
+        if items == "entries":
+            size = min(_int(self.request.get(pages[1]), pages[1]) or DEFAULT_PAGE_SIZE,
+                       MAX_PAGE_SIZE) if pages else max(total, 1)
+            body["pageCount"] = -(-total // size)
+        return body
+
+    def _values(self, indices: np.ndarray) -> tuple[str, np.ndarray]:
+        entry = self.route.entry
+        measure = entry.measure if entry else Measure.COUNT
+        if measure is Measure.AMOUNT and self.entity.definition.amount:
+            return "amount", self.entity.amounts(indices)
+        return "count", np.ones(len(indices), dtype=np.int64)
+
+    def aggregate(self) -> Any:
+        indices = self.selection()
+        entry = self.route.entry
+        if entry and entry.measure is Measure.REACH:
+            return self.reach(indices)
+        name, values = self._values(indices)
+        if entry and entry.dimension:
+            return self.by_dimension(entry.dimension, indices, name, values)
+        return {name: int(values.sum())}
+
+    def by_dimension(self, dimension: str, indices: np.ndarray, name: str,
+                     values: np.ndarray) -> list[dict[str, Any]]:
+        keys = dimension_keys(self.world, self.entity.name, dimension, indices)
+        totals: dict[str, int] = {}
+        for key, value in zip(keys, values.tolist()):
+            totals[key] = totals.get(key, 0) + value
+        if dimension == "walletObjectPrefix":
+            return [{"walletObjectPrefix": k, "walletObjectName": f"object {k}", "list": [],
+                     "count": v} for k, v in sorted(totals.items())]
+        return [{dimension: k, name: v} for k, v in sorted(totals.items())]
+
+    def reach(self, indices: np.ndarray) -> dict[str, int]:
+        n = len(indices)
+        amounts = self.entity.amounts(indices) if n else np.zeros(0, dtype=np.int64)
+        return {"sentCount": n, "deliveredCount": n - n // 10, "failedCount": n // 20,
+                "undeliveredCount": n // 10 - n // 20, "viewedCount": n // 3,
+                "redemptionsCount": n // 5, "valueClaimed": int(amounts[: n // 5].sum()),
+                "revenueGenerated": int(amounts.sum()), "refundsCount": n // 50,
+                "valueRefunded": int(amounts[: n // 50].sum()),
+                "revenueLost": int(amounts[: n // 50].sum())}
+
+    def daily(self) -> list[dict[str, Any]]:
+        indices = self.selection()
+        name, values = self._values(indices)
+        typed = self.op.record_schema().get("properties", {})
+        name = next((f for f in typed if f != "date"), name)
+        days = np.floor(self.entity.created[indices] / DAY).astype(np.int64)
+        if not len(days):
+            return []
+        first = int(days.min())
+        sums = np.bincount(days - first, weights=values, minlength=1)
+        return [{"date": datetime.fromtimestamp((first + k) * DAY, UTC).strftime("%Y-%m-%d"),
+                 name: int(total)} for k, total in enumerate(sums.tolist()) if total]
+
+
+def _entity_of_resource(resource: str) -> str:
+    return next(entry.entity for entry in ENTRIES if entry.name == resource)
+
+
+def dimension_keys(world: World, entity: str, dimension: str,
+                   indices: np.ndarray) -> list[str]:
+    """The value of `dimension` on each record, as the records themselves carry it."""
+    target = world.entities[entity]
+    if dimension in target.definition.links:
+        linked = target.definition.links[dimension]
+        count0, prefix = world.count0[linked], world.prefixes[linked]
+        length = ENTITY_DEFS[linked].id_length
+        return [make_id(prefix, i % count0, length) for i in indices.tolist()]
+    return [f"{dimension} {i % CATEGORIES}" for i in indices.tolist()]

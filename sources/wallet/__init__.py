@@ -1,0 +1,123 @@
+"""The wallet dlt source: one resource per catalog entry, nothing endpoint-specific here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.sources import DltResource
+
+from sources.wallet.catalog import ENTRIES, Entry
+from sources.wallet.client import RequestBudget, RetryPolicy, WalletClient
+from sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
+from sources.wallet.windows import Span, parse
+
+__all__ = ["wallet_source", "select_entries"]
+
+# Metadata every table carries (documented in README, "Metadata columns").
+METADATA_COLUMNS: dict[str, dict[str, Any]] = {
+    "_wallet_extracted_at": {"data_type": "timestamp", "nullable": False},
+    "_wallet_route": {"data_type": "text", "nullable": False},
+    "_wallet_archived": {"data_type": "bool", "nullable": True},
+    "_wallet_archived_at": {"data_type": "timestamp", "nullable": True},
+}
+WINDOW_COLUMNS: dict[str, dict[str, Any]] = {
+    "_wallet_window_start": {"data_type": "timestamp", "nullable": False},
+    "_wallet_window_end": {"data_type": "timestamp", "nullable": False},
+}
+
+
+def select_entries(resources: Sequence[str] | None = None,
+                   exclude: Sequence[str] | None = None) -> list[Entry]:
+    """Catalog entries by name, with the parents they fan out from; unknown names fail."""
+    known = {entry.name for entry in ENTRIES}
+    unknown = sorted(set(resources or ()) - known | set(exclude or ()) - known)
+    if unknown:
+        raise ValueError(f"unknown resources: {', '.join(unknown)} (see `wallet-elt resources`)")
+    wanted = set(resources or known) - set(exclude or ())
+    return [entry for entry in ENTRIES if entry.name in wanted]
+
+
+def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -> Rows:
+    route = entry.route
+    parent_key = entry.parent_key
+    for row in rows:
+        row["_wallet_extracted_at"] = extracted_at
+        row["_wallet_route"] = route
+        if "isActive" in row:
+            archived = row["isActive"] is False
+            row["_wallet_archived"] = archived
+            row["_wallet_archived_at"] = row.get("updatedAt") if archived else None
+        if parent_key:
+            row[parent_key] = parent
+    return rows
+
+
+def _resource(ctx: Extraction, entry: Entry) -> DltResource:
+    def rows() -> Iterator[Rows]:
+        state = dlt.current.resource_state(entry.name)
+        parents = ctx.parent_keys(entry) if entry.parent else [None]
+        for parent in parents:
+            slice_ = state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
+            for page in Runner(ctx, entry, slice_, parent).run():
+                yield _decorate(entry, page, parent, ctx.now)
+
+    columns = dict(METADATA_COLUMNS)
+    if "_wallet_window_start" in entry.primary_key:
+        columns.update(WINDOW_COLUMNS)
+    return dlt.resource(
+        rows,
+        name=entry.name,
+        primary_key=list(entry.primary_key) or None,
+        write_disposition=entry.write_disposition,  # type: ignore[arg-type]
+        columns=columns,
+        max_table_nesting=0,
+    )
+
+
+@dlt.source(name="wallet")
+def wallet_source(
+    api_key: str = dlt.secrets.value,
+    base_url: str = dlt.config.value,
+    start_date: str = "2024-01-01T00:00:00Z",
+    window_step_days: float = 30.0,
+    lookback_days: float = 3.0,
+    analytics_lookback_days: float = 7.0,
+    series_backfill_days: int = 30,
+    series_window_days: int = 1,
+    page_size: int = 500,
+    timezone: str = "UTC",
+    locale: str = "en-US",
+    requests_per_second: float = 0.0,
+    max_concurrency: int = 8,
+    request_timeout: float = 60.0,
+    max_attempts: int = 6,
+    resources: Sequence[str] | None = None,
+    exclude_resources: Sequence[str] | None = None,
+    backfill_start: str | None = None,
+    backfill_end: str | None = None,
+    observe_client: Callable[[WalletClient], None] | None = None,
+) -> list[DltResource]:
+    """Every Wallet API read route as a resource. `backfill_start`/`backfill_end` make a
+    bounded run that loads exactly that span and leaves the stored cursors alone."""
+    bounded = None
+    if backfill_start or backfill_end:
+        bounded = Span(parse(backfill_start or start_date),
+                       parse(backfill_end) if backfill_end else pendulum.now("UTC"))
+    settings = Settings(
+        start_date=parse(start_date), window_step_days=window_step_days,
+        lookback_days=lookback_days, analytics_lookback_days=analytics_lookback_days,
+        series_backfill_days=series_backfill_days, series_window_days=series_window_days,
+        page_size=page_size, timezone=timezone, locale=locale, bounded=bounded,
+    )
+    client = WalletClient(
+        base_url, api_key, timeout=request_timeout,
+        budget=RequestBudget(requests_per_second, max_concurrency),
+        retry=RetryPolicy(max_attempts=max_attempts),
+    )
+    if observe_client:
+        observe_client(client)  # lets the caller report requests and retries
+    ctx = Extraction(client, settings)
+    return [_resource(ctx, entry) for entry in select_entries(resources, exclude_resources)]

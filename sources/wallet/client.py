@@ -1,0 +1,179 @@
+"""The only module that speaks HTTP to the Wallet API: auth, timeouts, retries, the shared
+request budget, and turning every failure into an error that names the route."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class WalletError(Exception):
+    """A failure the operator can act on; the message never contains the API key."""
+
+
+class AuthRejected(WalletError):
+    """401/403: the key is wrong; nothing else can succeed, so the run stops."""
+
+
+class RouteFailed(WalletError):
+    """One route keeps failing (after retries) or answers something unusable."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff_base: float = 0.5  # seconds; doubles per attempt, with full jitter
+    backoff_max: float = 30.0
+    max_total_wait: float = 300.0
+
+
+class RequestBudget:
+    """One budget for the whole run: at most `rate` requests/s and `concurrency` in flight.
+
+    A 429 halves the rate for a while; successes bring it back step by step, so the
+    connector settles just under the merchant's quota instead of hammering it.
+    """
+
+    def __init__(self, rate: float, concurrency: int) -> None:
+        self.max_rate = rate
+        self.rate = rate
+        self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    def acquire(self) -> None:
+        self._slots.acquire()
+        if self.rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + 1.0 / self.rate
+        if start > now:
+            time.sleep(start - now)
+
+    def release(self) -> None:
+        self._slots.release()
+
+    def throttled(self) -> None:
+        with self._lock:
+            if self.rate > 0:
+                self.rate = max(self.max_rate / 16, self.rate / 2)
+
+    def succeeded(self) -> None:
+        if self.rate and self.rate < self.max_rate:
+            with self._lock:
+                self.rate = min(self.max_rate, self.rate * 1.05)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds or an HTTP-date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class WalletClient:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0,
+                 budget: RequestBudget | None = None, retry: RetryPolicy | None = None,
+                 key_location: str = "sources.wallet.api_key") -> None:
+        if not api_key:
+            raise AuthRejected(
+                f"no Wallet API key configured: set WALLET_API_KEY or {key_location} in "
+                ".dlt/secrets.toml")
+        self.key_location = key_location
+        self.budget = budget or RequestBudget(rate=0, concurrency=8)
+        self.retry = retry or RetryPolicy()
+        self.requests_made = 0
+        self.retries = 0
+        self._count_lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"access-token": api_key, "accept": "application/json"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _count(self, retried: bool) -> None:
+        with self._count_lock:
+            self.requests_made += 1
+            self.retries += retried
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                body: dict[str, Any] | None = None) -> Any:
+        """Send one request (with retries) and return its decoded JSON."""
+        route = f"{method} {path}"
+        waited = 0.0
+        for attempt in range(1, self.retry.max_attempts + 1):
+            self.budget.acquire()
+            try:
+                response = self._http.request(method, path, params=params,
+                                              content=orjson.dumps(body) if body else None,
+                                              headers={"content-type": "application/json"}
+                                              if body else None)
+                problem: str | None = None
+                retry_after = None
+                status = response.status_code
+            except httpx.TransportError as err:
+                response, status = None, 0
+                problem = f"{type(err).__name__} (connection reset, timeout or refused)"
+                retry_after = None
+            finally:
+                self.budget.release()
+            self._count(attempt > 1)
+            if response is not None:
+                if status in (401, 403):
+                    raise AuthRejected(
+                        f"the Wallet API rejected the API key ({status}) on {route}: check "
+                        f"WALLET_API_KEY or {self.key_location} in .dlt/secrets.toml")
+                if status == 200 or status == 201:
+                    self.budget.succeeded()
+                    return decode(response, route)
+                if status not in RETRY_STATUSES:
+                    raise RouteFailed(f"{route} answered {status}: {_snippet(response)}")
+                if status == 429:
+                    self.budget.throttled()
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                problem = f"status {status}"
+            if attempt == self.retry.max_attempts:
+                break
+            delay = retry_after if retry_after is not None else random.uniform(
+                0, min(self.retry.backoff_max, self.retry.backoff_base * 2 ** (attempt - 1)))
+            if waited + delay > self.retry.max_total_wait:
+                break
+            waited += delay
+            time.sleep(delay)
+        raise RouteFailed(f"{route} still failing after {attempt} attempts ({problem}); the "
+                          "API may be down or rate-limiting: rerun later, nothing was lost")
+
+
+def decode(response: httpx.Response, route: str) -> Any:
+    content_type = response.headers.get("content-type", "")
+    if "html" in content_type or response.content.lstrip()[:1] == b"<":
+        raise RouteFailed(f"{route} answered an HTML page instead of JSON (status "
+                          f"{response.status_code}): {_snippet(response)}")
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError as err:
+        raise RouteFailed(f"{route} answered malformed or truncated JSON ({err}); "
+                          f"{len(response.content)} bytes received") from None
+
+
+def _snippet(response: httpx.Response) -> str:
+    return response.text[:200].replace("\n", " ")

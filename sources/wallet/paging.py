@@ -1,0 +1,49 @@
+"""Walking a route's pages: query or body page numbers, the three envelopes, bare arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sources.wallet.client import RouteFailed, WalletClient
+from sources.wallet.spec import Operation
+
+
+def records_of(op: Operation, payload: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """(records, total if the envelope states one) of one decoded response."""
+    envelope = op.envelope
+    if envelope:
+        items, total_field = envelope
+        if not isinstance(payload, dict) or not isinstance(payload.get(items), list):
+            raise RouteFailed(f"{op.key} answered an unexpected envelope: expected an object "
+                              f"with a '{items}' list, got {type(payload).__name__}")
+        total = payload.get(total_field)
+        return payload[items], int(total) if isinstance(total, (int, float)) else None
+    if isinstance(payload, list):
+        return payload, None
+    if isinstance(payload, dict):
+        return [payload], None
+    raise RouteFailed(f"{op.key} answered {type(payload).__name__}, not records")
+
+
+def pages(client: WalletClient, op: Operation, path: str, params: dict[str, Any],
+          body: dict[str, Any], page_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Yield each page's records until the total is reached, a short page, or an empty one."""
+    paging = op.page_params
+    if paging is None:
+        payload = client.request(op.method, path, params=params or None, body=body or None)
+        yield records_of(op, payload)[0]
+        return
+    number_name, size_name = paging
+    target = body if op.pages_in_body else params
+    number, seen = 1, 0
+    while True:
+        target.update({number_name: number, size_name: page_size})
+        payload = client.request(op.method, path, params=params or None, body=body or None)
+        records, total = records_of(op, payload)
+        if records:
+            yield records
+        seen += len(records)
+        if not records or len(records) < page_size or (total is not None and seen >= total):
+            return
+        number += 1

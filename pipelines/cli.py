@@ -40,7 +40,7 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args.destination, args.dataset_name)
+    pipeline = make_pipeline(args.destination, args.dataset_name, progress=True)
     if args.full_refresh:
         pipeline.drop()
     source_args = {

@@ -10,6 +10,7 @@ from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.common.runtime.collector import LogCollector
 
 from sources.wallet import wallet_source
 from sources.wallet.client import WalletClient
@@ -46,7 +47,8 @@ def adopt_friendly_key() -> None:
 
 def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
                   pipelines_dir: str | None = None, duckdb_path: str | None = None,
-                  dev_mode: bool = False) -> dlt.Pipeline:
+                  dev_mode: bool = False, progress: bool = False) -> dlt.Pipeline:
+    """A pipeline for `destination`; with `progress`, long runs report every 10 s on stdout."""
     target: Any = destination
     if destination == "duckdb":
         target = dlt.destinations.duckdb(duckdb_path or str(Path.cwd() / DEFAULT_DUCKDB_FILE))
@@ -56,6 +58,8 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
         dataset_name=dataset_name or DEFAULT_DATASET,
         pipelines_dir=pipelines_dir,
         dev_mode=dev_mode,
+        progress=LogCollector(log_period=10, logger="stdout", dump_system_stats=False)
+        if progress else None,
     )
 
 

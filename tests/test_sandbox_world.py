@@ -1,0 +1,287 @@
+"""The sandbox world: deterministic, consistent (ids, links, times, counts, sums), small at scale,
+and changed by `advance` the same way every time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from sandbox.server import Sandbox
+from sandbox.world import ALPHABET, DAY, ENTITY_DEFS, World, decode_id, iso, make_id, parse_time
+from tests.conftest import api, start_sandbox
+
+NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
+SAMPLED = ("members", "outbound_sms", "static_vouchers", "wallet_page_views", "subscribers",
+           "ledger_entries", "employees", "tickets", "merchant_credit_history")
+
+
+def sample(entity: Any, n: int = 200) -> np.ndarray:
+    return np.unique(np.linspace(0, entity.count - 1, min(n, entity.count)).astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(seed=3, scale=5000, now=NOW)
+
+
+# Determinism -----------------------------------------------------------------------------------
+def test_same_seed_same_records_different_seed_different_records() -> None:
+    a, b = World(seed=5, scale=3000, now=NOW), World(seed=5, scale=3000, now=NOW)
+    c = World(seed=6, scale=3000, now=NOW)
+    assert a.total_records() == b.total_records()
+    differs = False
+    for name in ENTITY_DEFS:
+        idx = sample(a.entities[name], 50)
+        assert a.entities[name].records(idx) == b.entities[name].records(idx), name
+        if c.entities[name].records(idx) != a.entities[name].records(idx):
+            differs = True
+    assert differs
+    assert a.merchant_id == b.merchant_id != c.merchant_id
+    assert not np.array_equal(a.entities["members"].created, c.entities["members"].created)
+
+
+# Ids -------------------------------------------------------------------------------------------
+def test_make_id_round_trips() -> None:
+    for prefix, index, length in ((124, 0, 10), (300, 61, 10), (130, 12345678, 12)):
+        value = make_id(prefix, index, length)
+        assert len(value) == length and decode_id(value) == (prefix, index)
+    assert decode_id("short") is None and decode_id("abc-defghi") is None
+
+
+@pytest.mark.parametrize("name", sorted(ENTITY_DEFS))
+def test_ids_alphanumeric_of_entity_length_and_unique(world: World, name: str) -> None:
+    entity = world.entities[name]
+    ids = [r["id"] for r in entity.records(np.arange(entity.count))]
+    assert len(set(ids)) == len(ids) == entity.count
+    assert all(len(i) == entity.definition.id_length and set(i) <= set(ALPHABET) for i in ids)
+    assert entity.definition.id_length in (10, 12)
+    assert all(world.find(name, i) == n for n, i in enumerate(ids[:50]))
+
+
+def test_ids_do_not_collide_across_entities(world: World) -> None:
+    seen: dict[str, str] = {}
+    for name, entity in world.entities.items():
+        for record in entity.records(sample(entity, 30)):
+            assert seen.setdefault(record["id"], name) == name
+
+
+# Links -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(n for n, d in ENTITY_DEFS.items() if d.links))
+def test_foreign_keys_resolve(world: World, name: str) -> None:
+    entity = world.entities[name]
+    for record in entity.records(sample(entity)):
+        for field, target in entity.definition.links.items():
+            index = world.find(target, record[field])
+            assert index is not None, (name, field, record[field])
+            assert world.entities[target].record(index)["id"] == record[field]
+
+
+# Times -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", SAMPLED)
+def test_created_not_after_updated_and_not_in_future(world: World, name: str) -> None:
+    entity = world.entities[name]
+    assert np.all(entity.created <= entity.updated)
+    assert np.all(np.diff(entity.created) >= 0)  # creation order = index order
+    assert entity.updated.max() <= world.now
+    for record in entity.records(sample(entity)):
+        assert record["createdAt"] <= record["updatedAt"]
+        assert parse_time(record["createdAt"]) <= world.now
+
+
+# Counts and sums against lists, over HTTP ------------------------------------------------------
+def _window(world: World) -> tuple[str, str]:
+    return iso(world.now - 200 * DAY), iso(world.now - 20 * DAY)
+
+
+def _members(client: httpx.Client, archived: bool) -> list[dict[str, Any]]:
+    body = {"pageNum": 1, "pageSize": 1000, "searchKey": "name", "searchValue": "x",
+            "isArchiveIncluded": archived}
+    response = client.post("/v2/membership/member/page", json=body)
+    assert response.status_code == 200
+    records = response.json()
+    assert len(records) < 1000
+    return records
+
+
+def _in_window(records: list[dict[str, Any]], start: str, end: str) -> list[dict[str, Any]]:
+    lo, hi = parse_time(start), parse_time(end)
+    return [r for r in records if lo <= parse_time(r["createdAt"]) < hi]
+
+
+def test_sms_count_equals_page_list(shared_sandbox: Sandbox) -> None:
+    world = shared_sandbox.world
+    phone = world.entities["phone_numbers"].record(1)["id"]
+    start, end = _window(world)
+    window = {"startDate": start, "endDate": end}
+    with api(shared_sandbox) as client:
+        count = client.get(f"/v2/sms/outbound/count/{phone}", params=window).json()["count"]
+        page = client.get(f"/v2/sms/outbound/page/{phone}",
+                          params={**window, "pageNum": 1, "pageSize": 1000}).json()
+        everything = client.get(f"/v2/sms/outbound/count/{phone}").json()["count"]
+    assert 0 < count < everything
+    assert count == page["total"] == len(page["results"])
+    assert all(r["phoneNumberID"] == phone for r in page["results"])
+
+
+def test_member_count_equals_member_list(shared_sandbox: Sandbox) -> None:
+    with api(shared_sandbox) as client:
+        count = client.get("/v2/membership/member/count").json()
+        active = _members(client, archived=False)
+        everyone = _members(client, archived=True)
+    value = count["count"] if isinstance(count, dict) else count
+    assert len(active) < len(everyone)
+    # The count route offers no isArchiveIncluded, so it counts every member, archived too.
+    assert value == len(everyone)
+
+
+def test_dashboard_member_count_equals_members_created_in_window(
+        shared_sandbox: Sandbox) -> None:
+    world = shared_sandbox.world
+    start, end = _window(world)
+    with api(shared_sandbox) as client:
+        count = client.get("/v2/dashboard/count/members",
+                           params={"startDateTime": start, "endDateTime": end}).json()["count"]
+        created = _in_window(_members(client, archived=True), start, end)
+        active = _in_window(_members(client, archived=False), start, end)
+    assert count == len(created) > len(active)
+
+
+def test_daily_analytics_sum_to_members_created(shared_sandbox: Sandbox) -> None:
+    world = shared_sandbox.world
+    start, end = _window(world)
+    with api(shared_sandbox) as client:
+        days = client.get("/v2/analytics/membership/member/count",
+                          params={"startDate": start, "endDate": end, "locale": "en-US",
+                                  "timezone": "UTC"}).json()
+        created = _in_window(_members(client, archived=True), start, end)
+    assert days and len({d["date"] for d in days}) == len(days)
+    value = next(k for k in days[0] if k != "date")
+    assert sum(d[value] for d in days) == len(created) > 0
+    per_day: dict[str, int] = {}
+    for record in created:
+        per_day[record["createdAt"][:10]] = per_day.get(record["createdAt"][:10], 0) + 1
+    assert {d["date"]: d[value] for d in days} == per_day
+
+
+def test_dimension_analytics_sum_to_campaigns_created(shared_sandbox: Sandbox) -> None:
+    world = shared_sandbox.world
+    start, end = iso(world.now - 700 * DAY), iso(world.now)
+    entity = world.entities["static_voucher_campaigns"]
+    indices = entity.select(window=(parse_time(start), parse_time(end)), include_archived=True)
+    records = entity.records(indices)
+    with api(shared_sandbox) as client:
+        groups = client.get("/v2/analytics/campaigns/count/employee",
+                            params={"startDate": start, "endDate": end}).json()
+    assert sum(g["count"] for g in groups) == len(records) > 0
+    expected: dict[str, int] = {}
+    for record in records:
+        expected[record["employeeID"]] = expected.get(record["employeeID"], 0) + 1
+    assert {g["employeeID"]: g["count"] for g in groups} == expected
+
+
+# Scale -----------------------------------------------------------------------------------------
+def test_a_million_records_are_cheap() -> None:
+    code = (
+        "import json, resource, time\n"
+        "from sandbox.world import World\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "t = time.perf_counter()\n"
+        "w = World(seed=1, scale=1_000_000)\n"
+        "elapsed = time.perf_counter() - t\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "rec = w.entities['outbound_sms'].record(w.entities['outbound_sms'].count - 1)\n"
+        "print(json.dumps({'elapsed': elapsed, 'total': w.total_records(),\n"
+        "                  'growth_kb': after - before, 'id': rec['id']}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["total"] >= 1_000_000
+    assert result["elapsed"] < 10
+    assert result["growth_kb"] < 400 * 1024
+    assert len(result["id"]) == 10
+
+
+# advance ---------------------------------------------------------------------------------------
+ADVANCE = {"minutes": 60, "create": 5, "update": 3, "archive": 2, "entities": ["members"]}
+
+
+def _advance_over_http(box: Sandbox) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                              dict[str, Any]]:
+    with api(box) as client:
+        before = _members(client, archived=True)
+        response = client.post("/_sandbox/advance", json=ADVANCE)
+        assert response.status_code == 200
+        after = _members(client, archived=True)
+    return before, after, response.json()
+
+
+def test_advance_over_http_changes_what_it_says() -> None:
+    box = start_sandbox()
+    try:
+        old_now = box.world.now
+        before, after, result = _advance_over_http(box)
+    finally:
+        box.stop()
+    assert box.world.now == old_now + 3600
+    assert result["now"] == iso(old_now + 3600)
+    assert result["changed"] == {"members": {"created": 5, "updated": 3, "archived": 2}}
+    assert len(after) == len(before) + 5
+    stamp = iso(box.world.now - 1)
+    old = {r["id"]: r for r in before}
+    new = {r["id"]: r for r in after}
+    assert set(old) < set(new)
+    created = [r for i, r in new.items() if i not in old]
+    assert all(r["createdAt"] == r["updatedAt"] == stamp and r["isActive"] for r in created)
+    touched = [i for i in old if new[i]["updatedAt"] != old[i]["updatedAt"]]
+    assert len(touched) == 5
+    assert all(new[i]["updatedAt"] == stamp for i in touched)
+    newly_archived = [i for i in old if old[i]["isActive"] and not new[i]["isActive"]]
+    assert len(newly_archived) == 2 and set(newly_archived) <= set(touched)
+    assert sum(not r["isActive"] for r in after) == sum(not r["isActive"] for r in before) + 2
+    untouched = set(old) - set(touched)
+    assert all(new[i] == old[i] for i in untouched)
+
+
+def test_advance_is_deterministic_over_http() -> None:
+    results = []
+    for _ in range(2):
+        box = Sandbox(World(seed=11, scale=2000, now=NOW))
+        box.start()
+        try:
+            before, after, _ = _advance_over_http(box)
+        finally:
+            box.stop()
+        old = {r["id"]: r for r in before}
+        results.append(sorted(r["id"] for r in after if old.get(r["id"]) != r))
+    assert results[0] == results[1] and len(results[0]) == 10
+
+
+def test_advance_python_api() -> None:
+    a, b = World(seed=4, scale=2000, now=NOW), World(seed=4, scale=2000, now=NOW)
+    members = a.entities["members"]
+    count = members.count
+    out_a = a.advance(minutes=30, create=4, update=6, archive=1, entities=["members", "tickets"])
+    out_b = b.advance(minutes=30, create=4, update=6, archive=1, entities=["members", "tickets"])
+    assert out_a == out_b
+    assert a.now == NOW.timestamp() + 1800
+    assert members.count == count + 4
+    for name in ("members", "tickets"):
+        ea, eb = a.entities[name], b.entities[name]
+        assert np.array_equal(ea.updated, eb.updated) and np.array_equal(ea.active, eb.active)
+        assert int((ea.revision > 0).sum()) == 7
+        assert int((ea.updated == a.now - 1).sum()) == 7 + 4
+    # Entities not named are untouched; the default changes only the share-scaled entities.
+    assert a.entities["outbound_sms"].count == World(seed=4, scale=2000, now=NOW
+                                                     ).entities["outbound_sms"].count
+    c = World(seed=4, scale=2000, now=NOW)
+    c.advance(create=1)
+    assert c.entities["outbound_sms"].count == a.entities["outbound_sms"].count + 1
+    assert c.entities["payment_designs"].count == a.entities["payment_designs"].count

@@ -294,6 +294,8 @@ class Entity:
             return "d"
         if kind == "array":
             return "[]"
+        if kind == "object" or "properties" in resolved:
+            return self._nested(resolved, depth=0)
         if "mail" in name.lower():
             return "f'user{i}@example.com'"
         if "phone" in name.lower() or name in ("to", "from", "cellPhone"):
@@ -301,6 +303,20 @@ class Entity:
         if name.endswith("ID"):
             return f"mk({self.prefix + 1}, i, 10)"
         return f"f'{name} {{i}}' + ('' if not r else f' rev{{r}}')"
+
+    def _nested(self, schema: dict[str, Any], depth: int) -> str:
+        """A nested object as a dict display of its fields (two levels, then an empty one)."""
+        props = schema.get("properties", {})
+        if depth > 1 or not props:
+            return "{}"
+        parts = []
+        for name, sub in props.items():
+            resolved = spec.resolve(sub)
+            if resolved.get("type") == "object" or "properties" in resolved:
+                parts.append(f"{name!r}: {self._nested(resolved, depth + 1)}")
+            else:
+                parts.append(f"{name!r}: {self._expression(name, sub)}")
+        return "{" + ", ".join(parts) + "}"
 
     def _money_expression(self) -> str:
         return f"(i * 7919 + {self.world.seed}) % 10000 + 100 + r * 25"

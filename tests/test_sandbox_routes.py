@@ -130,42 +130,10 @@ def test_validator_can_fail() -> None:
 # Every route -----------------------------------------------------------------------------------
 
 # Sandbox bugs found by the per-route schema check (see the report); strict xfails.
-NESTED_OBJECT_BUG = (
-    "sandbox/world.py Entity._expression has no branch for object-typed fields ($ref to an "
-    "object schema, e.g. geoPoint, OptInList, summary, toEmployee, Source): they fall through "
-    "to the f'{name} {i}' string default, so records violate the spec")
 WRONG_ENTITY_BUG = (
     "sandbox/routes.py build_routes falls back to the 'documents' entity for by-id routes "
     "whose schema names no world entity, so the answer is a Document, not the spec's schema")
 KNOWN_BUGS: dict[str, str] = {
-    **{key: NESTED_OBJECT_BUG for key in (
-        'GET /v2/merchant/broadcasts/staticVoucherCampaign/all',
-        'GET /v2/merchant/broadcasts/dynamicVouchers/all',
-        'GET /v2/merchant/broadcasts/adCredits/all',
-        'GET /v2/merchant/broadcasts/simpleSMS/all',
-        'GET /v2/employee/dynamicVouchers/all',
-        'GET /v2/payment/dynamicVoucher/all',
-        'GET /v2/billing/paymentMethod',
-        'GET /v2/employee/messages/all',
-        'GET /v2/qrcodedesign/all',
-        'GET /v2/employee',
-        'GET /v2/analytics/walletPageViews/session/activity/{sessionID}',
-        'GET /v2/analytics/walletPageViews/staticVoucher/{voucherID}',
-        'GET /v2/payment/staticVoucherCampaign/views/{campaignID}',
-        'GET /v2/analytics/walletPageViews/campaign/{campaignID}',
-        'GET /v2/sms/paymentObjectBroadcasts/{phoneNumberID}',
-        'GET /v2/analytics/walletPageViews/activity/{id}',
-        'GET /v2/sms/optInList/subscribers/page/{listID}',
-        'GET /v2/sms/optInSource/subscribers/{sourceID}',
-        'GET /v2/interop/openai/thread/{id}/messages',
-        'GET /v2/business/merchantUrl/requests/{id}',
-        'GET /v2/sms/optInList/subscribers/{listID}',
-        'GET /v2/customer/walletViews/session/{id}',
-        'GET /v2/virtualBusinessCard/requests/{id}',
-        'GET /v2/system/roles/employees/{roleID}',
-        'GET /v2/payment/dynamicVoucher/{id}',
-        'GET /v2/qrcodedesign/{id}',
-    )},
     "GET /v2/pos/mobile/member/{memberID}": WRONG_ENTITY_BUG + " (Member)",
     "GET /v2/employee/apiKeys/{id}": WRONG_ENTITY_BUG + " (WTEmployeeAPIKey)",
     "GET /v2/linkBook/{id}": WRONG_ENTITY_BUG + " (WTQuickLink)",

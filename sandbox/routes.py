@@ -256,6 +256,8 @@ class Responder:
             indices = indices[(number - 1) * size: number * size]
         records = self.entity.records(indices)
         envelope = self.op.envelope
+        if envelope is None and _typed_object(self.op):
+            return records[0] if records else {}
         if envelope is None:
             return records
         items, total_field = envelope
@@ -278,12 +280,15 @@ class Responder:
     def aggregate(self) -> Any:
         indices = self.selection()
         entry = self.route.entry
-        if entry and entry.measure is Measure.REACH:
+        if self.op.response.get("$ref", "").endswith("ReachPerformanceStats"):
             return self.reach(indices)
         name, values = self._values(indices)
         if entry and entry.dimension:
             return self.by_dimension(entry.dimension, indices, name, values)
-        return {name: int(values.sum())}
+        total = int(values.sum())
+        # Typed count objects with more required numbers (e.g. seats) carry the same total.
+        required = spec.resolve(self.op.response).get("required", [])
+        return {name: total, **{field: total for field in required if field != name}}
 
     def by_dimension(self, dimension: str, indices: np.ndarray, name: str,
                      values: np.ndarray) -> list[dict[str, Any]]:
@@ -318,6 +323,11 @@ class Responder:
         sums = np.bincount(days - first, weights=values, minlength=1)
         return [{"date": datetime.fromtimestamp((first + k) * DAY, UTC).strftime("%Y-%m-%d"),
                  name: int(total)} for k, total in enumerate(sums.tolist()) if total]
+
+
+def _typed_object(op: spec.Operation) -> bool:
+    """The spec types the answer as one object (not an untyped list, not an envelope)."""
+    return bool(spec.resolve(op.response).get("properties")) and not op.returns_array
 
 
 def _entity_of_resource(resource: str) -> str:

@@ -150,15 +150,6 @@ KNOWN_BUGS: dict[str, str] = {
         "spec returns a boolean; Responder.respond answers a record list (read_kind report)"),
     "GET /v2/membership/tier/allWithMemberCount": (
         "records are WTMembershipTier without the required memberCount the spec's item has"),
-    "GET /system/industries/domains": (
-        "spec returns one FetchDomainsByIndustry200Response object; listing() returns an array"),
-    "GET /v2/payment/staticVoucher/reach/{staticVoucherID}": (
-        "no catalog entry, so Responder.aggregate returns {count} instead of "
-        "ReachPerformanceStats (reach() only runs when entry.measure is REACH)"),
-    "GET /v2/performances/{id}/claimed/count": (
-        "aggregate returns {count}; CountClaimedComps200Response requires 'seats'"),
-    "GET /v2/performances/{id}/redeemed/count": (
-        "aggregate returns {count}; CountClaimedComps200Response requires 'seats'"),
     "GET /authentication/status/{token}": (
         "served an employees record; LoginStatus200Response (anyOf) requires message/code"),
 }

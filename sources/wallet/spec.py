@@ -73,11 +73,6 @@ class Operation:
         return None
 
     @property
-    def window_in_body(self) -> bool:
-        window = self.window_params
-        return window is not None and window[0] in self.body_fields
-
-    @property
     def envelope(self) -> tuple[str, str] | None:
         """(records field, total field) of the page envelope; None for a bare array or object."""
         props = resolve(self.response).get("properties", {})

@@ -252,7 +252,7 @@ class Entity:
             props.setdefault(name, {})
         return props
 
-    def _expression(self, name: str, schema: dict[str, Any]) -> str:
+    def _expression(self, name: str, schema: dict[str, Any], depth: int = 0) -> str:
         """Python expression that yields this field's value, of: i index, c/u/d created,
         updated and derived ISO times, a active flag, r revision."""
         resolved = spec.resolve(schema)
@@ -295,7 +295,7 @@ class Entity:
         if kind == "array":
             return "[]"
         if kind == "object" or "properties" in resolved:
-            return self._nested(resolved, depth=0)
+            return self._nested(resolved, depth)
         if "mail" in name.lower():
             return "f'user{i}@example.com'"
         if "phone" in name.lower() or name in ("to", "from", "cellPhone"):
@@ -309,14 +309,9 @@ class Entity:
         props = schema.get("properties", {})
         if depth > 1 or not props:
             return "{}"
-        parts = []
-        for name, sub in props.items():
-            resolved = spec.resolve(sub)
-            if resolved.get("type") == "object" or "properties" in resolved:
-                parts.append(f"{name!r}: {self._nested(resolved, depth + 1)}")
-            else:
-                parts.append(f"{name!r}: {self._expression(name, sub)}")
-        return "{" + ", ".join(parts) + "}"
+        fields = ", ".join(f"{name!r}: {self._expression(name, sub, depth + 1)}"
+                           for name, sub in props.items())
+        return "{" + fields + "}"
 
     def _money_expression(self) -> str:
         return f"(i * 7919 + {self.world.seed}) % 10000 + 100 + r * 25"

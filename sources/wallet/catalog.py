@@ -32,7 +32,6 @@ class Strategy(StrEnum):
 class Measure(StrEnum):
     COUNT = "count"
     AMOUNT = "amount"
-    REACH = "reach"
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,6 @@ class Entry:
     def measure(self) -> Measure | None:
         if self.strategy not in (Strategy.DAILY, Strategy.PER_WINDOW, Strategy.COUNT):
             return None
-        if self.operation.response.get("$ref", "").endswith("ReachPerformanceStats"):
-            return Measure.REACH
         is_amount = re.search(r"/(amount|sum)(/|$)|revenue|Amount|summary", self.path)
         return Measure.AMOUNT if is_amount else Measure.COUNT
 

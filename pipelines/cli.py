@@ -12,7 +12,13 @@ from pathlib import Path
 import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.pipeline import DEFAULT_DUCKDB_FILE, RunSummary, make_pipeline, run
+from pipelines.pipeline import (
+    DEFAULT_DUCKDB_FILE,
+    PartialLoad,
+    RunSummary,
+    make_pipeline,
+    run,
+)
 from sources.wallet.catalog import ENTRIES
 from sources.wallet.client import WalletError
 
@@ -40,7 +46,8 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args.destination, args.dataset_name, progress=True)
+    pipeline = make_pipeline(args.destination, args.dataset_name, progress=True,
+                             export_schema_path=args.export_schema)
     if args.full_refresh:
         pipeline.drop()
     source_args = {
@@ -54,6 +61,10 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"(dataset {pipeline.dataset_name}) ...", flush=True)
     try:
         summary = run(pipeline, **{k: v for k, v in source_args.items() if v is not None})
+    except PartialLoad as err:
+        _print_summary(err.summary)
+        print(f"wallet-elt: {err}", file=sys.stderr)
+        return 1
     except (PipelineStepFailed, WalletError) as err:
         print(f"wallet-elt: the run failed: {_failure_message(err)}", file=sys.stderr)
         print("Cursors did not move; rerun when the cause is fixed.", file=sys.stderr)
@@ -103,6 +114,20 @@ def cmd_resources(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pipelines import schema_files
+
+    if args.write:
+        for path in schema_files.write_all():
+            print(f"wrote {path.relative_to(schema_files.ROOT)}")
+        return 0
+    stale = schema_files.stale_files()
+    for path in stale:
+        print(f"out of date: {path.relative_to(schema_files.ROOT)} "
+              "(run `wallet-elt schema --write`)")
+    return 1 if stale else 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox.faults import Fault, FaultPlan
     from sandbox.server import Sandbox
@@ -138,6 +163,8 @@ def parser() -> argparse.ArgumentParser:
     run_p.add_argument("--start-date", help="bounded backfill start (leaves cursors alone)")
     run_p.add_argument("--end-date", help="bounded backfill end")
     run_p.add_argument("--base-url", help="API base URL (default from config)")
+    run_p.add_argument("--export-schema", metavar="DIR",
+                       help="write the schema dlt ended up with here (e.g. schemas/export)")
     run_p.add_argument("--full-refresh", action="store_true",
                        help="drop the pipeline's state and tables first")
     run_p.set_defaults(func=cmd_run)
@@ -151,6 +178,11 @@ def parser() -> argparse.ArgumentParser:
     res = commands.add_parser("resources", help="list every resource")
     res.add_argument("--json", action="store_true")
     res.set_defaults(func=cmd_resources)
+
+    sch = commands.add_parser("schema", help="check (or --write) the files generated from the "
+                              "catalog: import schema, data dictionary, README table")
+    sch.add_argument("--write", action="store_true")
+    sch.set_defaults(func=cmd_schema)
 
     box = commands.add_parser("sandbox", help="serve the simulated Wallet API")
     box.add_argument("--port", type=int, default=8765)

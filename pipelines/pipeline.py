@@ -12,8 +12,10 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.common.runtime.collector import LogCollector
 
+from pipelines.lock import exclusive_run
 from sources.wallet import wallet_source
-from sources.wallet.client import WalletClient
+from sources.wallet.client import WalletError
+from sources.wallet.strategies import Extraction
 
 PIPELINE_NAME = "wallet"
 DEFAULT_DATASET = "wallet_data"
@@ -30,12 +32,25 @@ class RunSummary:
     retries: int = 0
     seconds: float = 0.0
     load_info: LoadInfo | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+    drift: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{table}: {count} rows" for table, count in sorted(self.rows.items())]
         out.append(f"{sum(self.rows.values())} rows in {len(self.rows)} tables; "
                    f"{self.requests} requests ({self.retries} retried); {self.seconds:.1f} s")
+        out += [f"type drift: {line}" for line in self.drift]
         return out
+
+
+class PartialLoad(WalletError):
+    """Some resources failed; everything else loaded, and their cursors moved."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        self.summary = summary
+        failed = "; ".join(f"{name}: {why}" for name, why in sorted(summary.failures.items()))
+        super().__init__(f"{len(summary.failures)} resource(s) did not load: {failed}. The "
+                         "others loaded; rerun to retry the failed ones from their cursors.")
 
 
 def adopt_friendly_key() -> None:
@@ -47,8 +62,11 @@ def adopt_friendly_key() -> None:
 
 def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
                   pipelines_dir: str | None = None, duckdb_path: str | None = None,
-                  dev_mode: bool = False, progress: bool = False) -> dlt.Pipeline:
-    """A pipeline for `destination`; with `progress`, long runs report every 10 s on stdout."""
+                  dev_mode: bool = False, progress: bool = False,
+                  export_schema_path: str | None = None) -> dlt.Pipeline:
+    """A pipeline for `destination`; `export_schema_path` writes the schema dlt ended up with,
+    for review against the pinned one (schemas/wallet.schema.yaml). With `progress`, long
+    runs report every 10 s on stdout."""
     target: Any = destination
     if destination == "duckdb":
         target = dlt.destinations.duckdb(duckdb_path or str(Path.cwd() / DEFAULT_DUCKDB_FILE))
@@ -58,6 +76,7 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
         dataset_name=dataset_name or DEFAULT_DATASET,
         pipelines_dir=pipelines_dir,
         dev_mode=dev_mode,
+        export_schema_path=export_schema_path,
         progress=LogCollector(log_period=10, logger="stdout", dump_system_stats=False)
         if progress else None,
     )
@@ -67,16 +86,36 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
     """Extract, normalize and load; returns what was loaded and what it cost."""
     adopt_friendly_key()
     started = time.monotonic()
-    clients: list[WalletClient] = []
-    source = wallet_source(observe_client=clients.append, **source_args)
+    before = _variant_columns(pipeline)
+    runs: list[Extraction] = []
+    source = wallet_source(observe=runs.append, **source_args)
     destination = pipeline.destination.destination_name if pipeline.destination else "duckdb"
-    info = pipeline.run(source, loader_file_format=FILE_FORMATS.get(destination, "parquet"))
+    try:
+        with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
+            info = pipeline.run(source,
+                                loader_file_format=FILE_FORMATS.get(destination, "parquet"))
+    finally:
+        for ctx in runs:
+            ctx.client.close()
     summary = RunSummary(load_info=info)
     normalize = pipeline.last_trace.last_normalize_info
     if normalize:
         summary.rows = {t: n for t, n in normalize.row_counts.items() if not t.startswith("_dlt")}
-    for client in clients:
-        summary.requests, summary.retries = client.requests_made, client.retries
-        client.close()
+    for ctx in runs:
+        summary.requests, summary.retries = ctx.client.requests_made, ctx.client.retries
+        summary.failures = dict(ctx.failures)
+    summary.drift = sorted(_variant_columns(pipeline) - before)
     summary.seconds = time.monotonic() - started
+    if summary.failures:
+        raise PartialLoad(summary)
     return summary
+
+
+def _variant_columns(pipeline: dlt.Pipeline) -> set[str]:
+    """`table.column` for every variant column: a value arrived with another type than its
+    column's, and dlt kept it beside the column rather than lose or coerce it."""
+    if not pipeline.default_schema_name:
+        return set()
+    schema = pipeline.default_schema
+    return {f"{table}.{column}" for table in schema.data_table_names()
+            for column in schema.get_table_columns(table) if "__v_" in column}

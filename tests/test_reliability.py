@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.pipeline import run
+from pipelines.lock import RunInProgress, exclusive_run
+from pipelines.pipeline import PartialLoad, run
 from sandbox.faults import Fault, FaultKind
 from sandbox.server import Sandbox
 from tests.conftest import new_pipeline, query, source_args
@@ -56,7 +57,7 @@ def test_bad_payload_fails_the_run_naming_the_route_and_keeps_the_cursor(
     # the second page of the rerun is bad
     sandbox.faults.replace([Fault(kind, route="POST /v2/membership/member/page", after=1,
                                   times=1)])
-    with pytest.raises(PipelineStepFailed) as failure:
+    with pytest.raises(PartialLoad) as failure:
         run(pipeline, **args)
     assert "POST /v2/membership/member/page" in str(failure.value)
     assert words in str(failure.value)
@@ -76,3 +77,28 @@ def test_rejected_key_stops_at_once(sandbox: Sandbox, tmp_path: Path) -> None:
     assert "rejected the API key" in str(failure.value)
     assert "not-the-key" not in str(failure.value)
     assert sandbox.stats()["requests"] == 1
+
+
+def test_a_resource_that_keeps_failing_fails_alone(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.faults.replace([Fault(FaultKind.ERROR_503, route="GET /v2/merchant/phoneNumbers/all")])
+    pipeline = new_pipeline(tmp_path)
+    resources = ["members", "phone_numbers", "phone_number_outbound_sms_pages"]
+    with pytest.raises(PartialLoad) as failure:
+        run(pipeline, **source_args(sandbox, resources=resources, **FAST_RETRIES))
+    summary = failure.value.summary
+    # the list and the child that fans out from it fail, each naming the route; members load
+    assert set(summary.failures) == {"phone_numbers", "phone_number_outbound_sms_pages"}
+    assert all("GET /v2/merchant/phoneNumbers/all" in why for why in summary.failures.values())
+    assert _member_count(pipeline) == sandbox.world.entities["members"].count
+    # the list was tried as a resource and once for all its children's keys (4 attempts each)
+    assert sandbox.stats()["routes"]["GET /v2/merchant/phoneNumbers/all"] == {"503": 8}
+
+
+def test_a_second_run_of_the_same_pipeline_refuses_while_one_runs(sandbox: Sandbox,
+                                                                 tmp_path: Path) -> None:
+    pipeline = new_pipeline(tmp_path)
+    with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
+        with pytest.raises(RunInProgress, match="another run of pipeline 'wallet'"):
+            run(new_pipeline(tmp_path), **source_args(sandbox, resources=["members"]))
+    assert sandbox.stats()["requests"] == 0
+    run(pipeline, **source_args(sandbox, resources=["members"]))  # free again afterwards

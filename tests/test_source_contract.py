@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from sources.wallet.catalog import ENTRIES, Entry, snake
+from sources.wallet.columns import column_hints
 from tests.conftest import query
 
-METADATA_TYPES = {"_wallet_extracted_at": "timestamp", "_wallet_route": "text"}
 
 
 def _table_columns(pipeline: Any, table: str) -> dict[str, Any]:
@@ -30,8 +30,11 @@ def test_resource_loads_rows_with_a_unique_key(full_load: Any, entry: Entry) -> 
                                    f"FROM {dataset}.{entry.name})")[0][0]
         assert distinct == total, f"{entry.name}: primary key {key} is not unique"
     columns = _table_columns(pipeline, entry.name)
-    for name, data_type in METADATA_TYPES.items():
-        assert columns[name]["data_type"] == data_type
+    for name, hint in column_hints(entry).items():
+        if name in columns:
+            assert columns[name]["data_type"] == hint["data_type"], f"{entry.name}.{name}"
+    variants = [name for name in columns if "__v_" in name]
+    assert not variants, f"values that did not fit their declared type: {variants}"
     if entry.parent_key:
         nulls = query(pipeline, f"SELECT count(*) FROM {dataset}.{entry.name} "
                                 f"WHERE {entry.parent_key} IS NULL")[0][0]

@@ -10,22 +10,18 @@ import pendulum
 from dlt.sources import DltResource
 
 from sources.wallet.catalog import ENTRIES, Entry
-from sources.wallet.client import RequestBudget, RetryPolicy, WalletClient
+from sources.wallet.columns import column_hints
+from sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
 from sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
 from sources.wallet.windows import Span, parse
 
 __all__ = ["wallet_source", "select_entries"]
 
-# Metadata every table carries (documented in README, "Metadata columns").
-METADATA_COLUMNS: dict[str, dict[str, Any]] = {
-    "_wallet_extracted_at": {"data_type": "timestamp", "nullable": False},
-    "_wallet_route": {"data_type": "text", "nullable": False},
-    "_wallet_archived": {"data_type": "bool", "nullable": True},
-    "_wallet_archived_at": {"data_type": "timestamp", "nullable": True},
-}
-WINDOW_COLUMNS: dict[str, dict[str, Any]] = {
-    "_wallet_window_start": {"data_type": "timestamp", "nullable": False},
-    "_wallet_window_end": {"data_type": "timestamp", "nullable": False},
+# `evolve`: new fields become columns, a changed type lands in a variant column (reported in
+# the run summary); `freeze`: both stop the run, naming the table and column.
+CONTRACTS: dict[str, dict[str, str]] = {
+    "evolve": {"tables": "evolve", "columns": "evolve", "data_type": "evolve"},
+    "freeze": {"tables": "evolve", "columns": "freeze", "data_type": "freeze"},
 }
 
 
@@ -55,25 +51,34 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -
     return rows
 
 
-def _resource(ctx: Extraction, entry: Entry) -> DltResource:
-    def rows() -> Iterator[Rows]:
-        state = dlt.current.resource_state(entry.name)
+def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any]) -> Iterator[Rows]:
+    """The resource's pages, parent by parent. A route that keeps failing ends this resource
+    only: what it yielded so far is whole pages, and its state has moved only past windows
+    that completed, so the rerun resumes exactly there."""
+    try:
         parents = ctx.parent_keys(entry) if entry.parent else [None]
         for parent in parents:
             slice_ = state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
             for page in Runner(ctx, entry, slice_, parent).run():
                 yield _decorate(entry, page, parent, ctx.now)
+    except RouteFailed as err:
+        ctx.failed(entry.name, str(err))
 
-    columns = dict(METADATA_COLUMNS)
-    if "_wallet_window_start" in entry.primary_key:
-        columns.update(WINDOW_COLUMNS)
+
+def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str]) -> DltResource:
+    def rows() -> Iterator[Rows]:
+        # Named explicitly: dlt may pull the pages from a worker thread.
+        yield from _pages(ctx, entry, dlt.current.resource_state(entry.name))
+
     return dlt.resource(
         rows,
         name=entry.name,
         primary_key=list(entry.primary_key) or None,
         write_disposition=entry.write_disposition,  # type: ignore[arg-type]
-        columns=columns,
+        columns=column_hints(entry),
         max_table_nesting=0,
+        parallelized=True,
+        schema_contract=contract,  # type: ignore[arg-type]
     )
 
 
@@ -98,7 +103,8 @@ def wallet_source(
     exclude_resources: Sequence[str] | None = None,
     backfill_start: str | None = None,
     backfill_end: str | None = None,
-    observe_client: Callable[[WalletClient], None] | None = None,
+    schema_contract: str = "evolve",
+    observe: Callable[[Extraction], None] | None = None,
 ) -> list[DltResource]:
     """Every Wallet API read route as a resource. `backfill_start`/`backfill_end` make a
     bounded run that loads exactly that span and leaves the stored cursors alone."""
@@ -117,7 +123,12 @@ def wallet_source(
         budget=RequestBudget(requests_per_second, max_concurrency),
         retry=RetryPolicy(max_attempts=max_attempts),
     )
-    if observe_client:
-        observe_client(client)  # lets the caller report requests and retries
     ctx = Extraction(client, settings)
-    return [_resource(ctx, entry) for entry in select_entries(resources, exclude_resources)]
+    if observe:
+        observe(ctx)  # lets the caller report requests, retries and failed resources
+    if schema_contract not in CONTRACTS:
+        raise ValueError(f"schema_contract must be one of {sorted(CONTRACTS)}, "
+                         f"got {schema_contract!r}")
+    contract = CONTRACTS[schema_contract]
+    return [_resource(ctx, entry, contract)
+            for entry in select_entries(resources, exclude_resources)]

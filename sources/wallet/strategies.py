@@ -50,28 +50,45 @@ class Extraction:
     client: WalletClient
     settings: Settings
     now: DateTime = field(default_factory=lambda: pendulum.now("UTC"))
+    failures: dict[str, str] = field(default_factory=dict)
     _parents: dict[str, list[str]] = field(default_factory=dict)
+    _parent_errors: dict[str, RouteFailed] = field(default_factory=dict)
     _parent_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def failed(self, resource: str, message: str) -> None:
+        with self._lock:
+            self.failures[resource] = message
 
     def parent_keys(self, entry: Entry) -> list[str]:
         assert entry.parent is not None
         with self._lock:
             lock = self._parent_locks.setdefault(entry.parent, threading.Lock())
         with lock:
+            if entry.parent in self._parent_errors:
+                raise self._parent_errors[entry.parent]
             if entry.parent not in self._parents:
-                parent = entries_by_name()[entry.parent]
-                keys: list[str] = []
-                for page in self.fetch(parent, {}, {}):
-                    for record in page:
-                        value = record.get(entry.parent_field)
-                        if value is None:
-                            raise RouteFailed(
-                                f"{parent.route} returned a record without "
-                                f"'{entry.parent_field}', needed to fetch {entry.name}")
-                        keys.append(str(value))
-                self._parents[entry.parent] = list(dict.fromkeys(keys))
+                try:
+                    self._parents[entry.parent] = self._fetch_keys(entry)
+                except RouteFailed as err:
+                    self._parent_errors[entry.parent] = err
+                    raise
             return self._parents[entry.parent]
+
+    def _fetch_keys(self, entry: Entry) -> list[str]:
+        """The parent's keys (archived parents included: their children are data too)."""
+        assert entry.parent is not None
+        parent = entries_by_name()[entry.parent]
+        keys: list[str] = []
+        for page in self.fetch(parent, {}, {}):
+            for record in page:
+                value = record.get(entry.parent_field)
+                if value is None:
+                    raise RouteFailed(
+                        f"{parent.route} returned a record without "
+                        f"'{entry.parent_field}', needed to fetch {entry.name}")
+                keys.append(str(value))
+        return list(dict.fromkeys(keys))
 
     def fetch(self, entry: Entry, params: dict[str, Any], body: dict[str, Any],
               parent: str | None = None) -> Iterator[Rows]:

@@ -1,0 +1,124 @@
+"""Column types pinned from the API reference, so the warehouse never guesses: money and points
+as exact decimals, timestamps as timezone-aware timestamps, ids as text, flags as booleans.
+
+Untyped fields the reference says nothing about are left to dlt's inference (and to the
+schema contract, which reports a later change of type instead of silently widening).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+from sources.wallet import spec
+from sources.wallet.catalog import Entry, Measure, Strategy
+
+Column = dict[str, Any]
+
+# Integer cents (or points) exactly as the API carries them.
+MONEY_CENTS: Column = {"data_type": "decimal", "precision": 19, "scale": 0}
+# The API's `*_decimal` twins carry currency units with cents.
+MONEY_UNITS: Column = {"data_type": "decimal", "precision": 19, "scale": 2}
+TIMESTAMP: Column = {"data_type": "timestamp", "timezone": True}
+
+MONEY_NAME = re.compile(
+    r"(amount|price|balance|cents|budget|revenue|points)|(value|sum)(_decimal)?$", re.IGNORECASE)
+NOT_MONEY = re.compile(r"(ID|_string|^display|^meta|valueType|Design)", re.IGNORECASE)
+TIMESTAMP_NAME = re.compile(r"(At|Date|DateTime)$")
+
+METADATA: dict[str, Column] = {
+    "_wallet_extracted_at": {**TIMESTAMP, "nullable": False,
+                             "description": "When the run that loaded the row started (UTC)"},
+    "_wallet_route": {"data_type": "text", "nullable": False,
+                      "description": "The API route the row came from"},
+    "_wallet_archived": {"data_type": "bool",
+                         "description": "The record is archived (isActive is false)"},
+    "_wallet_archived_at": {**TIMESTAMP,
+                            "description": "The record's updatedAt when it was seen archived"},
+}
+WINDOW: dict[str, Column] = {
+    "_wallet_window_start": {**TIMESTAMP, "nullable": False,
+                             "description": "Start of the window the row aggregates (incl.)"},
+    "_wallet_window_end": {**TIMESTAMP, "nullable": False,
+                           "description": "End of the window the row aggregates (excl.)"},
+}
+CAPTURED: dict[str, Column] = {
+    "_wallet_captured_at": {**TIMESTAMP, "nullable": False,
+                            "description": "When the count was captured"},
+}
+
+_naming = NamingConvention()
+
+
+def column_name(field: str) -> str:
+    """A wire field's column name, as dlt's snake_case naming convention makes it."""
+    return _naming.normalize_identifier(field)
+
+
+def is_money(field: str) -> bool:
+    return bool(MONEY_NAME.search(field)) and not NOT_MONEY.search(field)
+
+
+def field_column(field: str, schema: dict[str, Any]) -> Column | None:
+    """The pinned type of one record field, or None to let dlt infer it."""
+    resolved = spec.resolve(schema)
+    kind = resolved.get("type")
+    if "anyOf" in resolved:
+        kind = "string"
+    column: Column | None = None
+    in_cents = "cents" in resolved.get("description", "")
+    if kind in (None, "integer", "number") and (is_money(field) or in_cents):
+        column = dict(MONEY_UNITS if field.endswith("_decimal") else MONEY_CENTS)
+    elif resolved.get("format") == "date-time" or (
+            kind in (None, "string") and TIMESTAMP_NAME.search(field)):
+        column = dict(TIMESTAMP)
+    elif kind == "integer":
+        column = {"data_type": "bigint"}
+    elif kind == "boolean":
+        column = {"data_type": "bool"}
+    elif kind == "string":
+        column = {"data_type": "text"}
+    elif kind == "number":
+        column = {"data_type": "double"}
+    if column is not None and resolved.get("description"):
+        column["description"] = resolved["description"]
+    return column
+
+
+def _aggregate_columns(entry: Entry) -> dict[str, Column]:
+    """The measure an aggregate carries (the typed field, else `count` or `amount`), its day
+    and its dimension."""
+    money = entry.measure is Measure.AMOUNT
+    measures = [f for f in entry.record_fields if f != "date"] or [str(entry.measure)]
+    columns: dict[str, Column] = {
+        column_name(name): dict(MONEY_CENTS if money or is_money(name)
+                                else {"data_type": "bigint"})
+        for name in measures if name in ("count", "amount", "points")
+    }
+    if entry.strategy is Strategy.DAILY:
+        columns["date"] = {"data_type": "date", "nullable": False}
+    if entry.dimension:
+        columns[column_name(entry.dimension)] = {"data_type": "text"}
+    return columns
+
+
+def column_hints(entry: Entry) -> dict[str, Column]:
+    """Every column whose type the reference or the strategy settles, by column name."""
+    columns: dict[str, Column] = {}
+    for field, schema in entry.record_fields.items():
+        pinned = field_column(field, schema)
+        if pinned is not None:
+            columns[column_name(field)] = pinned
+    if entry.strategy in (Strategy.DAILY, Strategy.PER_WINDOW, Strategy.COUNT):
+        columns.update(_aggregate_columns(entry))
+    if entry.parent_key:
+        columns[entry.parent_key] = {"data_type": "text", "nullable": False,
+                                     "description": f"Key of the parent {entry.parent} row"}
+    columns.update(METADATA)
+    if entry.strategy is Strategy.PER_WINDOW:
+        columns.update(WINDOW)
+    if entry.strategy is Strategy.COUNT:
+        columns.update(CAPTURED)
+    return columns

@@ -47,7 +47,8 @@ def _print_summary(summary: RunSummary) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     pipeline = make_pipeline(args.destination, args.dataset_name, progress=True,
-                             export_schema_path=args.export_schema)
+                             export_schema_path=args.export_schema,
+                             pipelines_dir=args.pipelines_dir)
     if args.full_refresh:
         pipeline.drop()
     source_args = {
@@ -163,6 +164,9 @@ def parser() -> argparse.ArgumentParser:
     run_p.add_argument("--start-date", help="bounded backfill start (leaves cursors alone)")
     run_p.add_argument("--end-date", help="bounded backfill end")
     run_p.add_argument("--base-url", help="API base URL (default from config)")
+    run_p.add_argument("--pipelines-dir", metavar="DIR",
+                       help="where dlt keeps the pipeline's state and packages "
+                            "(default ~/.dlt/pipelines)")
     run_p.add_argument("--export-schema", metavar="DIR",
                        help="write the schema dlt ended up with here (e.g. schemas/export)")
     run_p.add_argument("--full-refresh", action="store_true",

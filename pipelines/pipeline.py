@@ -22,7 +22,8 @@ DEFAULT_DATASET = "wallet_data"
 # The DuckDB file must not be named like the dataset (dlt fails on the second run then).
 DEFAULT_DUCKDB_FILE = "wallet.duckdb"
 # Each destination's fast load format (DuckDB's default insert_values is ~80x slower).
-FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv", "bigquery": "parquet"}
+# BigQuery: jsonl, because its loader takes json columns (nested objects) only from jsonl.
+FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv", "bigquery": "jsonl"}
 
 
 @dataclass

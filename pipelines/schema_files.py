@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from dlt.common.schema import Schema
+from dlt.common.schema.utils import to_pretty_yaml
 
 from sources.wallet import wallet_source
 from sources.wallet.catalog import ENTRIES
@@ -34,8 +35,13 @@ def catalog_schema() -> Schema:
 
 
 def pinned_schema_text() -> str:
-    # Without dlt's processing hints: the pinned schema only declares, it has seen no data.
-    return catalog_schema().to_pretty_yaml(remove_processing_hints=True)
+    """The declared tables only: no processing hints (it has seen no data), and no normalizer
+    state, which dlt fills in as it extracts in the same process."""
+    stored = catalog_schema().to_dict(remove_defaults=True, remove_processing_hints=True)
+    stored["normalizers"]["json"].pop("config", None)
+    stored.pop("version_hash")
+    stored.pop("previous_hashes", None)
+    return to_pretty_yaml(stored)
 
 
 def dictionary_text() -> str:

@@ -6,11 +6,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dlt
+from dlt.common.typing import TSecretStrValue
 import pendulum
 from dlt.sources import DltResource
 
 from sources.wallet.catalog import ENTRIES, Entry
-from sources.wallet.columns import column_hints
+from sources.wallet.columns import column_hints, column_name
+from sources.wallet.privacy import PrivacyPolicy
 from sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
 from sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
 from sources.wallet.windows import Span, parse
@@ -51,7 +53,8 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -
     return rows
 
 
-def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any]) -> Iterator[Rows]:
+def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any],
+           privacy: PrivacyPolicy) -> Iterator[Rows]:
     """The resource's pages, parent by parent. A route that keeps failing ends this resource
     only: what it yielded so far is whole pages, and its state has moved only past windows
     that completed, so the rerun resumes exactly there."""
@@ -60,22 +63,27 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any]) -> Iterator[Row
         for parent in parents:
             slice_ = state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
             for page in Runner(ctx, entry, slice_, parent).run():
-                yield _decorate(entry, page, parent, ctx.now)
+                yield privacy.apply(_decorate(entry, page, parent, ctx.now))
     except RouteFailed as err:
         ctx.failed(entry.name, str(err))
 
 
-def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str]) -> DltResource:
+def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
+              privacy: PrivacyPolicy) -> DltResource:
     def rows() -> Iterator[Rows]:
         # Named explicitly: dlt may pull the pages from a worker thread.
-        yield from _pages(ctx, entry, dlt.current.resource_state(entry.name))
+        yield from _pages(ctx, entry, dlt.current.resource_state(entry.name), privacy)
+
+    columns = {name: hint for name, hint in column_hints(entry).items()
+               if not any(privacy.drops(field) and column_name(field) == name
+                          for field in entry.record_fields)}
 
     return dlt.resource(
         rows,
         name=entry.name,
         primary_key=list(entry.primary_key) or None,
         write_disposition=entry.write_disposition,  # type: ignore[arg-type]
-        columns=column_hints(entry),
+        columns=columns,
         max_table_nesting=0,
         parallelized=True,
         schema_contract=contract,  # type: ignore[arg-type]
@@ -104,6 +112,9 @@ def wallet_source(
     backfill_start: str | None = None,
     backfill_end: str | None = None,
     schema_contract: str = "evolve",
+    pii_policy: str = "keep",
+    pii_fields: dict[str, str] | None = None,
+    pii_salt: TSecretStrValue | None = None,
     observe: Callable[[Extraction], None] | None = None,
 ) -> list[DltResource]:
     """Every Wallet API read route as a resource. `backfill_start`/`backfill_end` make a
@@ -130,5 +141,6 @@ def wallet_source(
         raise ValueError(f"schema_contract must be one of {sorted(CONTRACTS)}, "
                          f"got {schema_contract!r}")
     contract = CONTRACTS[schema_contract]
-    return [_resource(ctx, entry, contract)
+    privacy = PrivacyPolicy(pii_policy, pii_fields, pii_salt)
+    return [_resource(ctx, entry, contract, privacy)
             for entry in select_entries(resources, exclude_resources)]

@@ -23,7 +23,7 @@ class FaultKind(StrEnum):
     MALFORMED = "malformed"  # valid status, body not JSON
     HTML = "html"  # status 200 with an HTML error page
     NEW_FIELD = "new_field"  # every record gains an unannounced field
-    TYPE_CHANGE = "type_change"  # a numeric field arrives as a string
+    TYPE_CHANGE = "type_change"  # a numeric field arrives as text ("1260 units")
     PAGE_DRIFT = "page_drift"  # records are inserted after each page served
 
     @property

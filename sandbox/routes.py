@@ -2,12 +2,14 @@
 
 A route is served from the catalog entry that loads it (same entity, same parent link); read
 routes the connector does not load (by-id fetches, excluded lookups) are served from the entity
-whose schema they return. Response shapes follow the spec; where it leaves them untyped the
-shapes are the documented assumptions in `ASSUMPTIONS`.
+whose schema (by name, else by fields) they return. Response shapes follow the spec: records of
+the route's own schema, scalars of its type; where it leaves them untyped the shapes are the
+documented assumptions in `ASSUMPTIONS`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,34 +17,52 @@ from typing import Any
 
 import numpy as np
 
-from sandbox.world import CATEGORIES, DAY, ENTITY_DEFS, World, make_id, parse_time
+from sandbox.world import (
+    CATEGORIES,
+    DAY,
+    ENTITY_DEFS,
+    World,
+    make_id,
+    parse_time,
+    record_properties,
+)
 from sources.wallet import spec
 from sources.wallet.catalog import ENTRIES, Entry, Measure, Strategy
 
 SERVED_READ_KINDS = frozenset(
     {"list", "child_list", "paged", "count", "analytics", "report", "get_one"})
+SCALAR_TYPES = frozenset({"string", "boolean", "integer", "number"})
+# Where string answers (file and import download URLs) point: a host that never resolves.
+FILE_URL = "https://files.sandbox.invalid"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
 # Every place the sandbox had to choose a shape the spec does not type.
 ASSUMPTIONS: tuple[str, ...] = (
-    "Untyped record lists (`object` or `array of object`) return a bare JSON array of records "
-    "of the resource's named schema, or of a generic record {id, merchantID, createdAt, "
-    "updatedAt, isActive, name, description, status[, amount]} where none is named.",
-    "By-date analytics return [{date: 'YYYY-MM-DD', count|amount}] (typed ones use the field "
-    "their schema names, e.g. points), one element per UTC day with data in the window.",
+    ("Untyped record lists (`object` or `array of object`) return a bare JSON array of records "
+     "of the resource's named schema, or of a generic record {id, merchantID, createdAt, "
+     "updatedAt, isActive, name, description, status[, amount]} where none is named."),
+    ("By-date analytics return [{date: 'YYYY-MM-DD', count|amount}] (typed ones use the field "
+     "their schema names, e.g. points), one element per UTC day with data in the window."),
     "By-dimension analytics return [{<dimension>: value, count|amount}] over the window.",
-    "Scalar windowed analytics and counts return {count} or {amount}; reach statistics return "
-    "ReachPerformanceStats computed from outbound SMS in the window.",
+    ("Scalar windowed analytics and counts return {count} or {amount}; reach statistics return "
+     "ReachPerformanceStats computed from outbound SMS in the window."),
     "Windows are half-open [start, end) on createdAt; both bounds are ISO 8601 date-times.",
-    "Lists return records oldest first (by createdAt); pages are 1-based; a page past the end "
-    "is an empty page; the default page size is 100 and the largest 1000.",
-    "Money fields are integer cents; their *_decimal and *_string twins are '12.34' and "
-    "'$12.34'.",
+    ("Lists return records oldest first (by createdAt); pages are 1-based; a page past the end "
+     "is an empty page; the default page size is 100 and the largest 1000."),
+    ("Money fields are integer cents; their *_decimal and *_string twins are '12.34' and "
+     "'$12.34'."),
     "Errors are JSON {error: {name, message}}: 401 AuthError, 404 NotFound, 422 FalsumError.",
-    "Body-paged POST routes take pageNum/pageSize in the JSON body; body-windowed InfoGenesis "
-    "routes take startDateTime/endDateTime in the body (query also accepted for the one route "
-    "whose spec puts them in the query).",
+    ("Routes typed with another schema than their entity's (e.g. WTTicket by id, tiers with "
+     "memberCount) answer records of that schema over the same entity records (same ids, "
+     "times and flags); a `<child>Count` field counts the child entity's records linking to "
+     "the record; an anyOf/oneOf record takes its first branch with fields."),
+    ("Scalar answers follow the spec's type: boolean = the request selects any record (by-id: "
+     "the record exists); integer = how many; string = a download URL "
+     f"{FILE_URL}/<entity>/<id> of the record."),
+    ("Body-paged POST routes take pageNum/pageSize in the JSON body; body-windowed InfoGenesis "
+     "routes take startDateTime/endDateTime in the body (query also accepted for the one route "
+     "whose spec puts them in the query)."),
 )
 
 
@@ -63,18 +83,97 @@ class Route:
     def key(self) -> str:
         return self.operation.key
 
+    # Facts the serve path reads on every request, worked out once per route.
+    @functools.cached_property
+    def kind(self) -> str:
+        return spec.read_kind(self.key)
+
+    @functools.cached_property
+    def strategy(self) -> Strategy | None:
+        return self.entry.strategy if self.entry else None
+
+    @functools.cached_property
+    def measure(self) -> Measure:
+        return (self.entry.measure if self.entry else None) or Measure.COUNT
+
+    @functools.cached_property
+    def record_schema(self) -> str | None:
+        """The schema the spec types this route's records with, where its fields differ from
+        the entity's own (records it answers are then built of it over the entity's arrays)."""
+        name = _record_ref(self.operation)
+        own = ENTITY_DEFS[self.entity].schema
+        if not name or name == own:
+            return None
+        return name if _shape(name) != (_shape(own) if own else frozenset()) else None
+
+    @functools.cached_property
+    def scalar(self) -> str | None:
+        """The JSON type of a scalar answer (string, boolean, integer, number), if it is one."""
+        kind = spec.resolve(self.operation.response).get("type")
+        return kind if kind in SCALAR_TYPES else None
+
+    @functools.cached_property
+    def envelope(self) -> tuple[str, str] | None:
+        return self.operation.envelope
+
+    @functools.cached_property
+    def page_params(self) -> tuple[str, str] | None:
+        return self.operation.page_params
+
+    @functools.cached_property
+    def window_params(self) -> tuple[str, str] | None:
+        return self.operation.window_params
+
+    @functools.cached_property
+    def archive_flag(self) -> bool:
+        """The route offers isArchiveIncluded (elsewhere archived records always show)."""
+        op = self.operation
+        return "isArchiveIncluded" in op.query_params or "isArchiveIncluded" in op.body_fields
+
+    @functools.cached_property
+    def parent_entity(self) -> str | None:
+        parent = self.entry.parent if self.entry else None
+        return _entity_of_resource(parent) if parent else None
+
+    @functools.cached_property
+    def typed_object(self) -> bool:
+        return _typed_object(self.operation)
+
 
 def _pattern(path: str) -> re.Pattern[str]:
     regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
     return re.compile(f"^{regex}$")
 
 
-def _entity_for_schema() -> dict[str, str]:
-    found: dict[str, str] = {}
+@functools.cache
+def _shape(schema: str) -> frozenset[str]:
+    """The field names of a component schema's records."""
+    return frozenset(record_properties(spec.component(schema)))
+
+
+def _entity_for_schema() -> dict[str | frozenset[str], str]:
+    """Entity by its schema's name, and by its schema's fields (the spec names one shape
+    several ways, e.g. Ticket and WTTicket)."""
+    found: dict[str | frozenset[str], str] = {}
     for definition in ENTITY_DEFS.values():
         if definition.schema:
             found.setdefault(definition.schema, definition.name)
+            if shape := _shape(definition.schema):
+                found.setdefault(shape, definition.name)
     return found
+
+
+def _record_ref(op: spec.Operation) -> str | None:
+    """Name of the component schema of one record of the answer (array item, envelope item or
+    the object itself), if the spec names one and it has fields."""
+    schema = op.response
+    envelope = op.envelope
+    if envelope:
+        schema = spec.resolve(schema)["properties"][envelope[0]]
+    if spec.resolve(schema).get("type") == "array":
+        schema = spec.resolve(schema).get("items", {})
+    name = schema.get("$ref", "").rsplit("/", 1)[-1]
+    return name if name and _shape(name) else None
 
 
 # Served routes that no catalog entry loads and whose schema names no entity.
@@ -101,8 +200,10 @@ def build_routes() -> list[Route]:
             continue
         key = f"{row['method']} {row['path']}"
         entry = entries.get(key)
-        entity = entry.entity if entry else by_schema.get(row["record_schema"])
-        if entity is None:
+        schema = row["record_schema"]
+        entity = entry.entity if entry else schema and (
+            by_schema.get(schema) or by_schema.get(_shape(schema)))
+        if not entity:
             entity = next((e for part, e in EXTRA_ENTITIES.items() if part in row["path"]),
                           "documents")
         routes.append(Route(spec.operation(key), entity, entry, _pattern(row["path"])))
@@ -172,7 +273,7 @@ class Responder:
                 raise ApiError(422, "FalsumError", f"missing path parameter {name}")
 
     def window(self) -> tuple[float, float] | None:
-        names = self.op.window_params
+        names = self.route.window_params
         if not names:
             return None
         start = _time(self.request.get(names[0]), names[0])
@@ -188,9 +289,9 @@ class Responder:
     def link(self) -> tuple[str, int] | None:
         """The parent record a child route is scoped to: its path parameter, or the `id` of
         a body-paged log request."""
-        if not self.route.entry or not self.route.entry.parent:
+        parent_entity = self.route.parent_entity
+        if parent_entity is None:
             return None
-        parent_entity = _entity_of_resource(self.route.entry.parent)
         value = (self.params[self.op.path_params[0]] if self.op.path_params
                  else self.request.get("id"))
         if not isinstance(value, str):
@@ -205,10 +306,9 @@ class Responder:
 
     def selection(self) -> np.ndarray:
         # Archived records hide only on routes that offer isArchiveIncluded to show them.
-        offers_flag = ("isArchiveIncluded" in self.op.query_params
-                       or "isArchiveIncluded" in self.op.body_fields)
-        asked = _bool(self.request.get("isArchiveIncluded"), "isArchiveIncluded")
-        include = bool(asked) if offers_flag else True
+        include = True
+        if self.route.archive_flag:
+            include = bool(_bool(self.request.get("isArchiveIncluded"), "isArchiveIncluded"))
         indices = self.entity.select(link=self.link(), window=self.window(),
                                      include_archived=include)
         entry = self.route.entry
@@ -220,11 +320,16 @@ class Responder:
         return indices
 
     # Shapes ------------------------------------------------------------------------------
+    def records(self, indices: np.ndarray) -> list[dict[str, Any]]:
+        """Records as this route types them."""
+        return self.entity.records(indices, self.route.record_schema)
+
     def respond(self) -> Any:
         self.validate()
-        entry = self.route.entry
-        strategy = entry.strategy if entry else None
-        kind = spec.read_kind(self.route.key)
+        route = self.route
+        entry, strategy, kind = route.entry, route.strategy, route.kind
+        if route.scalar:
+            return self.scalar(route.scalar)
         if strategy is Strategy.DAILY:
             return self.daily()
         if strategy is Strategy.PER_WINDOW or strategy is Strategy.COUNT:
@@ -234,29 +339,46 @@ class Responder:
         if kind == "get_one" and self.op.path_params and entry is None:
             return self.one()
         if kind == "get_one" and not self.op.returns_array:
-            records = self.entity.records(self.selection()[:1])
+            records = self.records(self.selection()[:1])
             return records[0] if records else {}
         return self.listing()
 
-    def one(self) -> dict[str, Any]:
+    def found(self) -> int:
+        """Index of the record a by-id route names in its path (404 if there is none)."""
         value = self.params[self.op.path_params[0]]
         index = self.world.find(self.route.entity, value)
         if index is None:
             raise ApiError(404, "NotFound", f"no {self.route.entity} record with id {value!r}")
-        return self.entity.record(index)
+        return index
+
+    def one(self) -> dict[str, Any]:
+        return self.records(np.array([self.found()]))[0]
+
+    def scalar(self, kind: str) -> Any:
+        """A scalar answer of the spec's type, about the record a by-id route names or the
+        records the request selects (see ASSUMPTIONS)."""
+        by_id = self.op.path_params and self.route.entry is None
+        indices = np.array([self.found()]) if by_id else self.selection()
+        if kind == "boolean":
+            return bool(len(indices))
+        if kind != "string":
+            return len(indices)
+        if not len(indices):
+            return ""
+        return f"{FILE_URL}/{self.entity.name}/{self.entity.records(indices[:1])[0]['id']}"
 
     def listing(self) -> Any:
         indices = self.selection()
-        pages = self.op.page_params
+        pages = self.route.page_params
         total = len(indices)
         if pages:
             number = _int(self.request.get(pages[0]), pages[0]) or 1
             size = min(_int(self.request.get(pages[1]), pages[1]) or DEFAULT_PAGE_SIZE,
                        MAX_PAGE_SIZE)
             indices = indices[(number - 1) * size: number * size]
-        records = self.entity.records(indices)
-        envelope = self.op.envelope
-        if envelope is None and _typed_object(self.op):
+        records = self.records(indices)
+        envelope = self.route.envelope
+        if envelope is None and self.route.typed_object:
             return records[0] if records else {}
         if envelope is None:
             return records
@@ -271,9 +393,7 @@ class Responder:
         return body
 
     def _values(self, indices: np.ndarray) -> tuple[str, np.ndarray]:
-        entry = self.route.entry
-        measure = entry.measure if entry else Measure.COUNT
-        if measure is Measure.AMOUNT and self.entity.definition.amount:
+        if self.route.measure is Measure.AMOUNT and self.entity.definition.amount:
             return "amount", self.entity.amounts(indices)
         return "count", np.ones(len(indices), dtype=np.int64)
 

@@ -30,6 +30,16 @@ class Sandbox:
         self.api_key = api_key
         self.faults = faults or FaultPlan(world.seed)
         self.routes = build_routes()
+        # Per method: literal paths by path, then parameterised routes in match order (literal
+        # segments before parameters, as build_routes sorts them).
+        self._literal: dict[tuple[str, str], Route] = {}
+        self._patterned: dict[str, list[Route]] = {}
+        for route in self.routes:
+            op = route.operation
+            if op.path_params:
+                self._patterned.setdefault(op.method, []).append(route)
+            else:
+                self._literal.setdefault((op.method, op.path), route)
         self.counts: Counter[tuple[str, int]] = Counter()
         self.records_served = 0
         self._lock = threading.Lock()
@@ -56,9 +66,10 @@ class Sandbox:
             self.records_served += records
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        for route in self.routes:
-            if route.operation.method != method:
-                continue
+        literal = self._literal.get((method, path))
+        if literal is not None:
+            return literal, {}
+        for route in self._patterned.get(method, ()):
             found = route.pattern.match(path)
             if found:
                 return route, found.groupdict()
@@ -97,32 +108,37 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        # Headers and body are separate writes; without this, delayed ACKs cost 40 ms each.
+        # Answers are one write each; without this a write that follows one (a kept-alive
+        # connection's next answer) can wait out a delayed ACK.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the counters are the log."""
 
-    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+    def do_GET(self) -> None:
         self.dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.dispatch("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self.dispatch("PUT")
 
     # Plumbing ----------------------------------------------------------------------------------
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None,
                   body: bytes | None = None) -> None:
         data = body if body is not None else orjson.dumps(payload)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_raw(status, "application/json; charset=utf-8", data, headers)
+
+    def send_raw(self, status: int, content_type: str, data: bytes,
+                 headers: dict[str, str] | None = None) -> None:
+        """Status line, headers and body in one write."""
+        self.log_request(status)
+        lines = [f"{self.protocol_version} {status} {self.responses[status][0]}",
+                 f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
+                 f"Content-Type: {content_type}", f"Content-Length: {len(data)}",
+                 *(f"{name}: {value}" for name, value in (headers or {}).items()), "", ""]
+        self.wfile.write("\r\n".join(lines).encode("latin-1") + data)
 
     def read_body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -198,11 +214,7 @@ class Handler(BaseHTTPRequestHandler):
                 return True
             elif kind is FaultKind.HTML:
                 self.sandbox.count(route.key, 200)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(HTML_ERROR_PAGE)))
-                self.end_headers()
-                self.wfile.write(HTML_ERROR_PAGE)
+                self.send_raw(200, "text/html", HTML_ERROR_PAGE)
                 return True
         return False
 
@@ -216,7 +228,8 @@ class Handler(BaseHTTPRequestHandler):
             for record in records:
                 for key, value in record.items():
                     if isinstance(value, int) and not isinstance(value, bool):
-                        record[key] = str(value)
+                        # text that no longer reads as a number, as after an API change
+                        record[key] = f"{value} units"
                         break
         body = orjson.dumps(payload)
         if FaultKind.TRUNCATED in kinds:

@@ -3,7 +3,9 @@ a few arrays rather than a million dicts.
 
 Every entity has a count, and per record only three arrays: creation time, update time and
 an active flag (plus a revision counter that `advance` bumps). Everything else in a record is a
-pure function of (entity, index, seed, revision), compiled once per entity into one dict display.
+pure function of (entity, index, seed, revision; a `<child>Count` also of the child's count),
+compiled once per entity (and per other schema a route types the entity's records with) into
+one list comprehension of dict displays.
 Foreign keys are `index % count_of_target_at_creation`, so "children of X" is an arithmetic
 progression and never a scan.
 """
@@ -13,15 +15,18 @@ from __future__ import annotations
 import hashlib
 import string
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from sources.wallet import spec
+from sources.wallet.catalog import singular, snake
 
 ALPHABET = string.digits + string.ascii_letters
+Builder = Callable[[Iterable[tuple[Any, ...]]], list[dict[str, Any]]]
 DAY = 86400.0
 
 
@@ -199,6 +204,24 @@ def make_id(prefix: int, index: int, length: int) -> str:
     return ALPHABET[prefix // 62] + ALPHABET[prefix % 62] + digits
 
 
+# Two base-62 digits by their value: compiled builders spell ids a pair at a time.
+PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)
+
+
+def id_expression(prefix: int, index: str, length: int) -> str:
+    """A Python f-string (of `P` = PAIRS) equal to `make_id(prefix, <index>, length)` for
+    indices below 62 ** (length - 2), without a call or a loop."""
+    parts = [make_id(prefix, 0, length)[:2]]
+    digits = length - 2
+    if digits % 2:
+        parts.append(f"{{P[({index}) // {62 ** (digits - 1)} % 62][1]}}")
+    pairs = [f"({index}) // {3844 ** k} % 3844" for k in range(digits // 2 - 1, 0, -1)]
+    if pairs and not digits % 2:
+        pairs[0] = pairs[0].rsplit(" % ", 1)[0]  # the top pair is below 3844 already
+    parts += [f"{{P[{pair}]}}" for pair in (*pairs, f"({index}) % 3844")]
+    return "f'" + "".join(parts) + "'"
+
+
 def decode_id(value: str) -> tuple[int, int] | None:
     """(entity prefix, index) of an id made by `make_id`, or None if it is not one of ours."""
     if len(value) not in (10, 12) or any(c not in ALPHABET for c in value):
@@ -208,6 +231,19 @@ def decode_id(value: str) -> tuple[int, int] | None:
     for char in value[2:]:
         index = index * 62 + ALPHABET.index(char)
     return prefix, index
+
+
+def record_properties(schema: dict[str, Any]) -> dict[str, Any]:
+    """Properties of one record: of the schema, of all its `allOf` parts, or of its first
+    `anyOf`/`oneOf` branch that has any."""
+    schema = spec.resolve(schema)
+    if "allOf" in schema:
+        return {k: v for part in schema["allOf"] for k, v in record_properties(part).items()}
+    for key in ("anyOf", "oneOf"):
+        for branch in schema.get(key, []):
+            if props := record_properties(branch):
+                return props
+    return dict(schema.get("properties", {}))
 
 
 def _money_field(name: str) -> bool:
@@ -233,17 +269,19 @@ class Entity:
         self.updated = self.created + age * rng.random(n) * (rng.random(n) < 0.3)
         self.active = (np.arange(n) * 2654435761 + world.seed) % ARCHIVED_ONE_IN != 0
         self.revision = np.zeros(n, dtype=np.int32)
-        self.fields = self._fields()
-        self._build = self._compile()
+        # Record builders by schema name: the entity's own, plus any a route types its
+        # records with (same arrays, so the same ids, times and flags), compiled on first use.
+        self._builders: dict[str | None, Builder] = {}
+        self.fields = self._fields(definition.schema)
+        self._build = self.builder(definition.schema)
 
     @property
     def count(self) -> int:
         return len(self.created)
 
     # Record shape --------------------------------------------------------------------------
-    def _fields(self) -> dict[str, dict[str, Any]]:
-        schema = spec.component(self.definition.schema) if self.definition.schema else {}
-        props = dict(schema.get("properties", {}))
+    def _fields(self, schema_name: str | None) -> dict[str, dict[str, Any]]:
+        props = record_properties(spec.component(schema_name)) if schema_name else {}
         if not props:
             props = {name: {} for name in (*BASE_FIELDS, *GENERIC_FIELDS)}
             if self.definition.amount:
@@ -260,19 +298,23 @@ class Entity:
         if "anyOf" in resolved:
             kind = "string"
         if name == "id":
-            return f"mk({self.prefix}, i, {self.id_length})"
+            return id_expression(self.prefix, "i", self.id_length)
         if name == "merchantID":
             return repr(self.world.merchant_id)
         if name in self.definition.links:
             target = self.definition.links[name]
-            return (f"mk({self.world.prefixes[target]}, i % {self.world.count0[target]}, "
-                    f"{ENTITY_DEFS[target].id_length})")
+            return id_expression(self.world.prefixes[target], f"i % {self.world.count0[target]}",
+                                 ENTITY_DEFS[target].id_length)
         if name == "createdAt":
             return "c"
         if name == "updatedAt":
             return "u"
         if name == "isActive":
             return "a"
+        if child := self._counted_child(name):
+            # `<child>Count`: how many records of a linking entity point at this one, now.
+            step = self.world.count0[self.name]
+            return f"len(range(i, entities[{child!r}].count, {step})) if i < {step} else 0"
         if name in CATEGORICAL:
             return f"{name!r} + ' ' + str(i % {CATEGORIES})"
         if resolved.get("enum"):
@@ -301,8 +343,8 @@ class Entity:
         if "phone" in name.lower() or name in ("to", "from", "cellPhone"):
             return "f'+1555{i % 10000000:07d}'"
         if name.endswith("ID"):
-            return f"mk({self.prefix + 1}, i, 10)"
-        return f"f'{name} {{i}}' + ('' if not r else f' rev{{r}}')"
+            return id_expression(self.prefix + 1, "i", 10)
+        return f"f'{name} {{i}}{{s}}'"
 
     def _nested(self, schema: dict[str, Any], depth: int) -> str:
         """A nested object as a dict display of its fields (two levels, then an empty one)."""
@@ -313,6 +355,14 @@ class Entity:
                            for name, sub in props.items())
         return "{" + fields + "}"
 
+    def _counted_child(self, name: str) -> str | None:
+        """The entity a `<child>Count` field counts: one named for the stem that links here."""
+        if not name.endswith("Count") or len(name) == 5:
+            return None
+        stem = snake(name[:-5])
+        return next((d.name for d in ENTITIES if singular(d.name) == stem
+                     and self.name in d.links.values()), None)
+
     def _money_expression(self) -> str:
         return f"(i * 7919 + {self.world.seed}) % 10000 + 100 + r * 25"
 
@@ -320,22 +370,35 @@ class Entity:
     def id_length(self) -> int:
         return self.definition.id_length
 
-    def _compile(self) -> Callable[..., dict[str, Any]]:
-        body = ", ".join(f"{name!r}: {self._expression(name, schema)}"
-                         for name, schema in self.fields.items())
-        namespace = {"mk": make_id}
-        return eval(f"lambda i, c, u, d, a, r: {{{body}}}", namespace)  # noqa: S307 (own code)
+    def builder(self, schema_name: str | None) -> Builder:
+        """The compiled builder of records of `schema_name` (cached): rows of (index,
+        created, updated and derived ISO times, active flag, revision, revision suffix) in,
+        records out."""
+        build = self._builders.get(schema_name)
+        if build is None:
+            fields = self._fields(schema_name)
+            body = ", ".join(f"{name!r}: {self._expression(name, schema)}"
+                             for name, schema in fields.items())
+            namespace = {"P": PAIRS, "entities": self.world.entities}
+            build = eval(f"lambda rows: [{{{body}}} for i, c, u, d, a, r, s in rows]",
+                         namespace)
+            self._builders[schema_name] = build
+        return build
 
     def record(self, i: int) -> dict[str, Any]:
         return self.records(np.array([i]))[0]
 
-    def records(self, indices: np.ndarray) -> list[dict[str, Any]]:
+    def records(self, indices: np.ndarray, schema: str | None = None) -> list[dict[str, Any]]:
+        """Records at `indices`, of the entity's schema or of another `schema` over the same
+        arrays."""
         created = self.created[indices]
-        build = self._build
-        return [build(i, c, u, d, a, r) for i, c, u, d, a, r in zip(
-            indices.tolist(), iso_many(created), iso_many(self.updated[indices]),
-            iso_many(created + 3600), self.active[indices].tolist(),
-            self.revision[indices].tolist())]
+        build = self._build if schema is None else self.builder(schema)
+        revisions = self.revision[indices].tolist()
+        suffixes = [f" rev{r}" if r else "" for r in revisions] if any(revisions) else (
+            [""] * len(revisions))
+        return build(zip(indices.tolist(), iso_many(created), iso_many(self.updated[indices]),
+                         iso_many(created + 3600), self.active[indices].tolist(), revisions,
+                         suffixes))
 
     def amounts(self, indices: np.ndarray) -> np.ndarray:
         return (indices * 7919 + self.world.seed) % 10000 + 100 + self.revision[indices] * 25
@@ -396,9 +459,10 @@ class World:
         # Counts and prefixes first: links compile against their targets' numbers.
         self.count0 = {d.name: max(d.minimum, int(d.share * scale)) for d in ENTITIES}
         self.prefixes = {d.name: 124 + 2 * n for n, d in enumerate(ENTITIES)}
-        self.entities: dict[str, Entity] = {
-            d.name: Entity(self, d, self.prefixes[d.name]) for d in ENTITIES
-        }
+        # Filled in place: builders look their linking entities up here when they run.
+        self.entities: dict[str, Entity] = {}
+        for d in ENTITIES:
+            self.entities[d.name] = Entity(self, d, self.prefixes[d.name])
         self.by_prefix = {e.prefix: e for e in self.entities.values()}
 
     def total_records(self) -> int:

@@ -114,7 +114,7 @@ def test_type_change(sandbox: Sandbox) -> None:
         changed = client.get(DESIGNS).json()
     ints = [k for k, v in plain[0].items() if isinstance(v, int) and not isinstance(v, bool)]
     assert ints
-    assert changed[0][ints[0]] == str(plain[0][ints[0]])
+    assert changed[0][ints[0]] == f"{plain[0][ints[0]]} units"
     assert all(not isinstance(changed[0][k], str) for k in ints[1:])
 
 

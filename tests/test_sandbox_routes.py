@@ -129,43 +129,7 @@ def test_validator_can_fail() -> None:
 
 # Every route -----------------------------------------------------------------------------------
 
-# Sandbox bugs found by the per-route schema check (see the report); strict xfails.
-WRONG_ENTITY_BUG = (
-    "sandbox/routes.py build_routes falls back to the 'documents' entity for by-id routes "
-    "whose schema names no world entity, so the answer is a Document, not the spec's schema")
-KNOWN_BUGS: dict[str, str] = {
-    "GET /v2/pos/mobile/member/{memberID}": WRONG_ENTITY_BUG + " (Member)",
-    "GET /v2/employee/apiKeys/{id}": WRONG_ENTITY_BUG + " (WTEmployeeAPIKey)",
-    "GET /v2/linkBook/{id}": WRONG_ENTITY_BUG + " (WTQuickLink)",
-    "GET /v2/ticket/{id}": WRONG_ENTITY_BUG + " (WTTicket)",
-    "GET /v2/employee/file/download/{fileID}": WRONG_ENTITY_BUG + "; spec returns a string",
-    "GET /v2/employee/file/imports/failed/{fileID}": WRONG_ENTITY_BUG + "; spec returns a string",
-    "POST /v2/pos/infogenesis/staticVouchers/redeemed": (
-        "served from infogenesis_requests (Request records) but the spec's items require "
-        "campaignID, offerAmountCents, orderNumber, ... (EXTRA_ENTITIES '/v2/pos/infogenesis/')"),
-    "POST /v2/pos/infogenesis/staticVouchers/refunded": (
-        "served from infogenesis_requests (Request records) but the spec's items require "
-        "campaignID, offerAmountCents, orderNumber, ... (EXTRA_ENTITIES '/v2/pos/infogenesis/')"),
-    "POST /v2/pos/infogenesis/campaign": (
-        "spec returns a boolean; Responder.respond answers a record list (read_kind report)"),
-    "GET /v2/membership/tier/allWithMemberCount": (
-        "records are WTMembershipTier without the required memberCount the spec's item has"),
-    "GET /authentication/status/{token}": (
-        "served an employees record; LoginStatus200Response (anyOf) requires message/code"),
-}
-
-
-def route_params() -> list[Any]:
-    return [pytest.param(route, id=route.key, marks=pytest.mark.xfail(
-        reason=KNOWN_BUGS[route.key], strict=True)) if route.key in KNOWN_BUGS
-        else pytest.param(route, id=route.key) for route in ROUTES]
-
-
-def test_known_bugs_name_real_routes() -> None:
-    assert set(KNOWN_BUGS) <= {route.key for route in ROUTES}
-
-
-@pytest.mark.parametrize("route", route_params())
+@pytest.mark.parametrize("route", ROUTES, ids=[route.key for route in ROUTES])
 def test_every_route_answers_a_valid_request_per_spec(shared_sandbox: Sandbox, route) -> None:
     world = shared_sandbox.world
     with api(shared_sandbox) as client:
@@ -176,6 +140,53 @@ def test_every_route_answers_a_valid_request_per_spec(shared_sandbox: Sandbox, r
     if is_typed(schema):
         errors = validate(payload, schema)
         assert not errors, errors[:10]
+
+
+def test_by_id_routes_typed_otherwise_answer_the_same_record(shared_sandbox: Sandbox) -> None:
+    """A by-id route whose schema is not its entity's answers that entity's record, built of
+    the route's schema: same id, times and flags as the entity's record."""
+    world = shared_sandbox.world
+    with api(shared_sandbox) as client:
+        for path, entity, schema in (("/v2/ticket/{}", "tickets", "WTTicket"),
+                                     ("/v2/pos/mobile/member/{}", "members", "Member"),
+                                     ("/v2/linkBook/{}", "link_books", "WTQuickLink")):
+            own = world.entities[entity].records(np.array([2]))[0]
+            answer = client.get(path.format(own["id"])).json()
+            assert {k: answer[k] for k in ("id", "createdAt", "updatedAt", "isActive")} == {
+                k: own[k] for k in ("id", "createdAt", "updatedAt", "isActive")}
+            assert validate(answer, spec.component(schema)) == []
+            assert client.get(path.format("ZZZZZZZZZZ")).status_code == 404
+
+
+def test_member_count_is_the_tiers_members(sandbox: Sandbox) -> None:
+    world = sandbox.world
+    members = world.entities["members"]
+    with api(sandbox) as client:
+        before = client.get("/v2/membership/tier/allWithMemberCount").json()
+        world.advance(create=7, entities=["members"])
+        after = client.get("/v2/membership/tier/allWithMemberCount").json()
+    for tiers in (before, after):
+        assert sum(t["memberCount"] for t in tiers) <= members.count
+    for tier in after:
+        index = world.find("membership_tiers", tier["id"])
+        assert tier["memberCount"] == len(members.select(link=("membershipTierID", index)))
+    assert sum(t["memberCount"] for t in after) == sum(t["memberCount"] for t in before) + 7
+
+
+def test_scalar_answers_follow_the_spec_type(shared_sandbox: Sandbox) -> None:
+    world = shared_sandbox.world
+    document = first_id(world, "documents")
+    start, end = full_window(world)
+    with api(shared_sandbox) as client:
+        url = client.get(f"/v2/employee/file/download/{document}").json()
+        missing = client.get("/v2/employee/file/download/ZZZZZZZZZZ")
+        inside = client.post("/v2/pos/infogenesis/campaign",
+                             json={"startDateTime": start, "endDateTime": end}).json()
+        empty = client.post("/v2/pos/infogenesis/campaign",
+                            json={"startDateTime": start, "endDateTime": start}).json()
+    assert isinstance(url, str) and url.endswith(f"/{document}")
+    assert missing.status_code == 404
+    assert inside is True and empty is False
 
 
 # Auth ------------------------------------------------------------------------------------------

@@ -14,7 +14,18 @@ import numpy as np
 import pytest
 
 from sandbox.server import Sandbox
-from sandbox.world import ALPHABET, DAY, ENTITY_DEFS, World, decode_id, iso, make_id, parse_time
+from sandbox.world import (
+    ALPHABET,
+    DAY,
+    ENTITY_DEFS,
+    PAIRS,
+    World,
+    decode_id,
+    id_expression,
+    iso,
+    make_id,
+    parse_time,
+)
 from tests.conftest import api, start_sandbox
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -53,6 +64,27 @@ def test_make_id_round_trips() -> None:
         value = make_id(prefix, index, length)
         assert len(value) == length and decode_id(value) == (prefix, index)
     assert decode_id("short") is None and decode_id("abc-defghi") is None
+
+
+def test_compiled_ids_equal_make_id() -> None:
+    for length in (10, 12, 9):
+        spelled = eval(f"lambda i: {id_expression(200, 'i % 1000003', length)}",
+                       {"P": PAIRS})
+        for index in (0, 1, 61, 62, 3843, 3844, 238327, 10**6, 10**9, 62 ** 7 - 1):
+            assert spelled(index) == make_id(200, index % 1000003, length)
+
+
+def test_records_of_another_schema_share_the_entitys_arrays(world: World) -> None:
+    tiers, members = world.entities["membership_tiers"], world.entities["members"]
+    idx = np.arange(tiers.count)
+    own = tiers.records(idx)
+    counted = tiers.records(idx, "WTMembershipTierWithMemberCount")
+    assert [{k: r[k] for k in own[0]} for r in counted] == own
+    assert [r["memberCount"] for r in counted] == [
+        len(members.select(link=("membershipTierID", i))) for i in idx.tolist()]
+    assert sum(r["memberCount"] for r in counted) == members.count
+    assert tiers.builder("WTMembershipTierWithMemberCount") is tiers.builder(
+        "WTMembershipTierWithMemberCount")
 
 
 @pytest.mark.parametrize("name", sorted(ENTITY_DEFS))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipelines import schema_files
+from pipelines.pipeline import run
+from sandbox.faults import Fault, FaultKind
+from sandbox.server import Sandbox
 from sources.wallet.catalog import ENTRIES
 from sources.wallet.columns import column_hints, is_money
-from tests.conftest import query
+from tests.conftest import new_pipeline, query, source_args
 
 
 def test_generated_files_match_the_catalog() -> None:
@@ -30,3 +35,25 @@ def test_money_lands_exact_in_duckdb(full_load) -> None:
     assert types["transaction_amount"] == "DECIMAL(19,0)"
     assert types["transaction_amount_decimal"] == "DECIMAL(19,2)"
     assert types["created_at"] == "TIMESTAMP WITH TIME ZONE"
+def test_type_drift_is_kept_and_reported(sandbox: Sandbox, tmp_path: Path) -> None:
+    pipeline = new_pipeline(tmp_path)
+    run(pipeline, **source_args(sandbox, resources=["members"]))
+    sandbox.world.advance(minutes=5, update=3, entities=["members"])
+    # pointsAccrued (the first integer field of a member) arrives as text
+    sandbox.faults.replace([Fault(FaultKind.TYPE_CHANGE, route="POST /v2/membership/member/page")])
+    summary = run(pipeline, **source_args(sandbox, resources=["members"]))
+    assert summary.drift == ["members.points_accrued__v_text"]
+    assert any("type drift: members.points_accrued" in line for line in summary.lines())
+    kept = query(pipeline, f"SELECT count(*) FROM {pipeline.dataset_name}.members "
+                           "WHERE points_accrued__v_text IS NOT NULL")[0][0]
+    assert kept >= 3, "the drifted values are kept, not dropped"
+
+
+def test_frozen_contract_stops_on_type_drift(sandbox: Sandbox, tmp_path: Path) -> None:
+    pipeline = new_pipeline(tmp_path)
+    args = source_args(sandbox, resources=["members"], schema_contract="freeze")
+    run(pipeline, **args)
+    sandbox.world.advance(minutes=5, update=3, entities=["members"])
+    sandbox.faults.replace([Fault(FaultKind.TYPE_CHANGE, route="POST /v2/membership/member/page")])
+    with pytest.raises(Exception, match="points_accrued"):
+        run(pipeline, **args)

@@ -10,6 +10,7 @@ import pytest
 from sources.wallet.catalog import ENTRIES, Entry, snake
 from sources.wallet.columns import column_hints
 from tests.conftest import query
+from tests.truth import RECORD_STRATEGIES, record_ids
 
 
 
@@ -53,3 +54,13 @@ def test_full_load_equals_the_sandbox_for_members_and_ledger(full_load: Any,
     ledger = world.entities["ledger_entries"]
     loaded = query(pipeline, f"SELECT count(*) FROM {dataset}.ledger_transactions")[0][0]
     assert loaded == ledger.count
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.strategy in RECORD_STRATEGIES
+                                   and e.primary_key == ("id",)], ids=lambda e: e.name)
+def test_full_load_rows_equal_the_sandbox(full_load: Any, shared_sandbox: Any,
+                                          entry: Entry) -> None:
+    pipeline, _ = full_load
+    loaded = {row[0] for row in query(pipeline, f"SELECT id FROM "
+                                                f"{pipeline.dataset_name}.{entry.name}")}
+    assert loaded == record_ids(shared_sandbox, entry)

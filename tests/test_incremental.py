@@ -41,9 +41,8 @@ def test_rerun_after_changes_loads_exactly_the_changes(sandbox: Sandbox, tmp_pat
                           entities=["members", "ledger_entries", "outbound_sms"])
     sandbox.reset_stats()
     second = run(pipeline, **source_args(sandbox, resources=SUBSET))
-    # Then only the changed members are loaded (plus the one record sitting exactly on the
-    # stored cursor, re-read because ties are inclusive), and the warehouse equals the sandbox
-    assert second.rows["members"] - (5 + 3 + 2) in (0, 1)
+    # Then exactly the changed members are loaded, and the warehouse equals the sandbox
+    assert second.rows["members"] == 5 + 3 + 2
     assert _warehouse_members(pipeline) == _sandbox_members(sandbox)
     ledger = sandbox.world.entities["ledger_entries"]
     loaded = query(pipeline, f"SELECT count(*), count(DISTINCT id) FROM "
@@ -58,14 +57,40 @@ def test_rerun_after_changes_loads_exactly_the_changes(sandbox: Sandbox, tmp_pat
     assert query(pipeline, f"SELECT count(*) FROM {pipeline.dataset_name}.member_counts")[0][0] == 2
 
 
-def test_rerun_without_changes_loads_no_record_twice(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_rerun_without_changes_loads_nothing_new_with_the_minimum_requests(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    # Given a full load
     pipeline = new_pipeline(tmp_path)
-    run(pipeline, **source_args(sandbox, resources=["members", "phone_numbers"]))
-    again = run(pipeline, **source_args(sandbox, resources=["members", "phone_numbers"]))
-    # Rows whose cursor equals the stored one are re-read (ties), merged, never duplicated.
-    assert again.rows.get("members", 0) <= 1
-    total = query(pipeline, f"SELECT count(*) FROM {pipeline.dataset_name}.members")[0][0]
-    assert total == sandbox.world.entities["members"].count
+    args = source_args(sandbox, resources=SUBSET, page_size=100)
+    run(pipeline, **args)
+    counts = {t: _count(pipeline, t) for t in SUBSET}
+    # When nothing changed and the pipeline runs again
+    sandbox.reset_stats()
+    again = run(pipeline, **args)
+    # Then no table gains a row, cursor lists load nothing, and each route is asked only what
+    # its strategy needs: full lists every page, windows only the lookback window
+    assert {t: _count(pipeline, t) for t in SUBSET if t != "member_counts"} == \
+        {t: n for t, n in counts.items() if t != "member_counts"}
+    assert again.rows.get("members", 0) == 0 and again.rows.get("phone_numbers", 0) == 0
+    assert _count(pipeline, "member_counts") == 2  # a count series gains one row per run
+    requests = {route: sum(by_status.values())
+                for route, by_status in sandbox.stats()["routes"].items()}
+    members = sandbox.world.entities["members"].count
+    phones = sandbox.world.entities["phone_numbers"].count
+    assert requests == {
+        "POST /v2/membership/member/page": members // 100 + 1,
+        "GET /v2/merchant/phoneNumbers/all": 2,  # the table, and its children's keys
+        "GET /v2/sms/outbound/page/{phoneNumberID}": phones,  # one lookback window each
+        "GET /v2/pos/ledger/transactions/all": 1,
+        "GET /v2/analytics/membership/member/count": 1,
+        "GET /v2/membership/member/count": 1,
+        # daily windows: the 7-day analytics lookback, plus today's partial window
+        "GET /v2/dashboard/count/members": 7 + 1,
+    }
+
+
+def _count(pipeline: dlt.Pipeline, table: str) -> int:
+    return query(pipeline, f"SELECT count(*) FROM {pipeline.dataset_name}.{table}")[0][0]
 
 
 def test_child_cursors_are_kept_per_parent(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ the load package, so a crash before the load keeps the old cursor.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,17 @@ class Extraction:
         yield from pages(self.client, op, path, query, payload, self.settings.page_size)
 
 
+def _instant(value: Any) -> float | None:
+    """A cursor value as seconds since the epoch, whatever ISO 8601 spelling it uses."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
 def _wire_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -175,21 +187,36 @@ class Runner:
         yield from self._fetch()
 
     def cursor(self) -> Iterator[Rows]:
+        """Rows whose cursor moved past the stored one. Rows exactly on the stored cursor are
+        new unless their id was among those seen there last time (ties are not skipped, and
+        an unchanged run loads nothing)."""
         field_name = self.entry.cursor
+        assert field_name is not None
         stored = self.state.get("cursor")
-        highest = stored
+        floor = _instant(stored) if stored else None
+        boundary = set(self.state.get("boundary_ids", ()))
+        top: tuple[float, str] | None = (floor, stored) if stored and floor is not None else None
+        top_ids: set[str] = set(boundary)
         for page in self._fetch():
-            values = [row.get(field_name) for row in page]
-            kept = [row for row, value in zip(page, values)
-                    if stored is None or value is None or str(value) >= stored]
-            seen = [str(v) for v in values if v is not None]
-            if seen:
-                top = max(seen)
-                highest = top if highest is None or top > highest else highest
+            kept = []
+            for row in page:
+                raw = row.get(field_name)
+                value = _instant(raw) if raw is not None else None
+                if value is None:
+                    kept.append(row)  # no cursor value: always loaded, merge dedupes
+                    continue
+                if floor is None or value > floor or (
+                        value == floor and str(row.get("id")) not in boundary):
+                    kept.append(row)
+                if top is None or value > top[0]:
+                    top, top_ids = (value, str(raw)), {str(row.get("id"))}
+                elif value == top[0]:
+                    top_ids.add(str(row.get("id")))
             if kept:
                 yield kept
-        if highest is not None:
-            self.state["cursor"] = highest
+        if top is not None:
+            self.state["cursor"] = top[1]
+            self.state["boundary_ids"] = sorted(top_ids)
 
     def window(self) -> Iterator[Rows]:
         for span in windows.steps(self._span(self.settings.lookback_days),

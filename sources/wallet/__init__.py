@@ -12,6 +12,7 @@ from dlt.sources import DltResource
 
 from sources.wallet.catalog import ENTRIES, Entry
 from sources.wallet.columns import column_hints, column_name
+from sources.wallet.fanout import fan_out
 from sources.wallet.privacy import PrivacyPolicy
 from sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
 from sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
@@ -55,15 +56,19 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -
 
 def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any],
            privacy: PrivacyPolicy) -> Iterator[Rows]:
-    """The resource's pages, parent by parent. A route that keeps failing ends this resource
-    only: what it yielded so far is whole pages, and its state has moved only past windows
-    that completed, so the rerun resumes exactly there."""
+    """The resource's pages, parents fetched concurrently under the shared budget. A route
+    that keeps failing ends this resource only: what it yielded is whole pages, and its state
+    moved only past windows that completed, so the rerun resumes exactly there."""
     try:
         parents = ctx.parent_keys(entry) if entry.parent else [None]
-        for parent in parents:
-            slice_ = state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
-            for page in Runner(ctx, entry, slice_, parent).run():
+        slices = {parent: state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
+                  for parent in parents}
+
+        def produce(parent: str | None) -> Iterator[Rows]:
+            for page in Runner(ctx, entry, slices[parent], parent).run():
                 yield privacy.apply(_decorate(entry, page, parent, ctx.now))
+
+        yield from fan_out(parents, produce, ctx.settings.parent_concurrency)
     except RouteFailed as err:
         ctx.failed(entry.name, str(err))
 
@@ -128,6 +133,7 @@ def wallet_source(
         lookback_days=lookback_days, analytics_lookback_days=analytics_lookback_days,
         series_backfill_days=series_backfill_days, series_window_days=series_window_days,
         page_size=page_size, timezone=timezone, locale=locale, bounded=bounded,
+        parent_concurrency=max_concurrency,
     )
     client = WalletClient(
         base_url, api_key, timeout=request_timeout,

@@ -39,6 +39,7 @@ class Settings:
     page_size: int = 500
     timezone: str = "UTC"
     locale: str = "en-US"
+    parent_concurrency: int = 8  # a child's parents fetched at once (under the same budget)
     # A bounded backfill: windows cover exactly [start, end) and state is left alone.
     bounded: Span | None = None
 

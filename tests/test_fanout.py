@@ -1,0 +1,50 @@
+"""Fan-out over parents: everything produced is yielded, failures surface after the drain."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from sources.wallet.fanout import fan_out
+
+
+def pages_of(parent: int) -> Iterator[tuple[int, int]]:
+    for page in range(3):
+        time.sleep(0.001 * (parent % 3))
+        yield parent, page
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_every_page_of_every_parent_is_yielded_once(workers: int) -> None:
+    got = list(fan_out(list(range(10)), pages_of, workers))
+    assert sorted(got) == [(p, n) for p in range(10) for n in range(3)]
+
+
+def test_a_failing_parent_does_not_drop_the_others_pages() -> None:
+    def produce(parent: int) -> Iterator[tuple[int, int]]:
+        if parent == 3:
+            yield parent, 0
+            raise RuntimeError("route failed")
+        yield from pages_of(parent)
+
+    got: list[tuple[int, int]] = []
+    with pytest.raises(RuntimeError, match="route failed"):
+        for item in fan_out(list(range(8)), produce, 4):
+            got.append(item)
+    assert (3, 0) in got
+    assert {p for p, _ in got} == set(range(8))
+    assert len(got) == 7 * 3 + 1
+
+
+def test_closing_early_stops_the_workers() -> None:
+    def endless(parent: int) -> Iterator[int]:
+        while True:
+            yield parent
+
+    items = fan_out(list(range(4)), endless, 4)
+    assert next(items) in range(4)
+    started = time.monotonic()
+    items.close()  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 5

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.pipeline import make_pipeline, run
 from sandbox.server import Sandbox
+from sources.wallet.columns import is_money
 from tests.conftest import new_pipeline, query, source_args
 
 POSTGRES_URL = os.environ.get("WALLET_TEST_POSTGRES",
@@ -64,6 +65,14 @@ def test_postgres_and_duckdb_load_identical_rows(sandbox: Sandbox, tmp_path: Pat
                 _values(postgres, table, "id, is_active, _wallet_archived")
         assert _values(duck, "analytics_membership_member_count", "date, count") == \
             _values(postgres, "analytics_membership_member_count", "date, count")
+        # no money column lands as a floating type, in either destination
+        for pipeline, schema_column in ((postgres, "table_schema"), (duck, "table_schema")):
+            types = query(pipeline, "SELECT table_name, column_name, data_type FROM "
+                                    "information_schema.columns WHERE "
+                                    f"{schema_column} = '{pipeline.dataset_name}'")
+            money = [(t, c, d) for t, c, d in types if is_money(c) and not c.endswith("_id")]
+            assert money, "the subset has money columns"
+            assert all(d.lower().startswith(("numeric", "decimal")) for _, _, d in money), money
     finally:
         with postgres.sql_client() as client:
             client.drop_dataset()

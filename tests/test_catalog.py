@@ -9,6 +9,7 @@ from sources.wallet.catalog import (
     ENTRIES,
     EXCLUDED,
     LOADED_READ_KINDS,
+    MAX_NAME,
     Strategy,
     entries_by_name,
     singular,
@@ -39,9 +40,10 @@ def test_no_route_is_both_loaded_and_excluded_and_all_exist() -> None:
         spec.operation(route)  # raises for a route the spec does not have
 
 
-def test_resource_names_are_unique_snake_case() -> None:
+def test_resource_names_are_unique_snake_case_and_fit_postgres() -> None:
     names = [entry.name for entry in ENTRIES]
     assert len(names) == len(set(names))
+    assert max(len(name) for name in names) <= MAX_NAME
     assert all(name == name.lower() and " " not in name for name in names)
 
 

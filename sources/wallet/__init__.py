@@ -66,7 +66,8 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any],
 
         def produce(parent: str | None) -> Iterator[Rows]:
             for page in Runner(ctx, entry, slices[parent], parent).run():
-                yield privacy.apply(_decorate(entry, page, parent, ctx.now))
+                yield ctx.counted(entry.name, privacy.apply(_decorate(entry, page, parent,
+                                                                      ctx.now)))
 
         yield from fan_out(parents, produce, ctx.settings.parent_concurrency)
     except RouteFailed as err:

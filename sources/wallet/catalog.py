@@ -190,6 +190,18 @@ def _child(route: str, entity: str, name: str, parent: str, **kw: Any) -> Entry:
 
 
 ARCHIVED = {"isArchiveIncluded": True}
+# Table names must fit Postgres's 63-character identifiers; these paths derive longer ones.
+MAX_NAME = 63
+SHORT_NAMES = {
+    "paymentObjectBroadcasts/count/phoneNumber/scheduled":
+        "analytics_broadcasts_count_phone_number_scheduled",
+    "walletPageViews/sessions/count/distinct/authenticated":
+        "analytics_wallet_page_views_authenticated_sessions_count",
+    "walletPageViews/sessions/distinct/walletObjectsCount":
+        "analytics_wallet_page_views_sessions_by_object",
+    "walletPageViews/sessions/verified/distinct/walletObjectsCount":
+        "analytics_wallet_page_views_verified_sessions_by_object",
+}
 
 ENTRIES: tuple[Entry, ...] = (
     # --- system reference data --------------------------------------------------------------
@@ -424,7 +436,7 @@ ENTRIES: tuple[Entry, ...] = (
            "news_article_page_views", "news_articles"),
     # --- analytics: by date, by dimension, scalar -------------------------------------------
     *(
-        _e(f"GET /v2/analytics/{path}", entity, dimension=dim)
+        _e(f"GET /v2/analytics/{path}", entity, SHORT_NAMES.get(path, ""), dimension=dim)
         for path, entity, dim in (
             ("advertisementCredits/count/employee", "advertisement_credits", "employeeID"),
             ("advertisementCredits/count/paymentDesign", "advertisement_credits",

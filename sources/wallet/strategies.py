@@ -53,10 +53,17 @@ class Extraction:
     settings: Settings
     now: DateTime = field(default_factory=lambda: pendulum.now("UTC"))
     failures: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
     _parents: dict[str, list[str]] = field(default_factory=dict)
     _parent_errors: dict[str, RouteFailed] = field(default_factory=dict)
     _parent_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def counted(self, resource: str, rows: Rows) -> Rows:
+        """Rows extracted per resource: the run summary's figures, whatever the destination."""
+        with self._lock:
+            self.rows[resource] = self.rows.get(resource, 0) + len(rows)
+        return rows
 
     def failed(self, resource: str, message: str) -> None:
         with self._lock:

@@ -22,20 +22,24 @@ def test_every_page_of_every_parent_is_yielded_once(workers: int) -> None:
     assert sorted(got) == [(p, n) for p in range(10) for n in range(3)]
 
 
-def test_a_failing_parent_does_not_drop_the_others_pages() -> None:
+def test_after_a_failure_no_parent_starts_but_produced_pages_are_kept() -> None:
+    started: list[int] = []
+
     def produce(parent: int) -> Iterator[tuple[int, int]]:
-        if parent == 3:
+        started.append(parent)
+        if parent == 0:
             yield parent, 0
             raise RuntimeError("route failed")
+        time.sleep(0.05)
         yield from pages_of(parent)
 
     got: list[tuple[int, int]] = []
     with pytest.raises(RuntimeError, match="route failed"):
-        for item in fan_out(list(range(8)), produce, 4):
+        for item in fan_out(list(range(40)), produce, 2):
             got.append(item)
-    assert (3, 0) in got
-    assert {p for p, _ in got} == set(range(8))
-    assert len(got) == 7 * 3 + 1
+    assert (0, 0) in got, "a page produced before the failure is still yielded"
+    assert len(started) < 40, "parents queued after the failure never start"
+    assert len(got) == len(set(got))
 
 
 def test_closing_early_stops_the_workers() -> None:

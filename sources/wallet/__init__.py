@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import dlt
@@ -11,7 +12,7 @@ import pendulum
 from dlt.sources import DltResource
 
 from sources.wallet.catalog import ENTRIES, Entry
-from sources.wallet.columns import column_hints, column_name
+from sources.wallet.columns import column_hints, column_name, timestamp_fields
 from sources.wallet.fanout import fan_out
 from sources.wallet.privacy import PrivacyPolicy
 from sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
@@ -39,10 +40,20 @@ def select_entries(resources: Sequence[str] | None = None,
     return [entry for entry in ENTRIES if entry.name in wanted]
 
 
-def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -> Rows:
+def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any,
+              timestamps: tuple[str, ...]) -> Rows:
     route = entry.route
     parent_key = entry.parent_key
     for row in rows:
+        # ISO strings of pinned timestamp fields become datetimes here, in C, rather than in
+        # dlt's per-value parser; anything that does not parse stays as sent (drift).
+        for name in timestamps:
+            value = row.get(name)
+            if value.__class__ is str:
+                try:
+                    row[name] = datetime.fromisoformat(value)
+                except ValueError:
+                    pass
         row["_wallet_extracted_at"] = extracted_at
         row["_wallet_route"] = route
         if "isActive" in row:
@@ -64,10 +75,12 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any],
         slices = {parent: state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
                   for parent in parents}
 
+        timestamps = timestamp_fields(entry)
+
         def produce(parent: str | None) -> Iterator[Rows]:
             for page in Runner(ctx, entry, slices[parent], parent).run():
-                yield ctx.counted(entry.name, privacy.apply(_decorate(entry, page, parent,
-                                                                      ctx.now)))
+                rows = _decorate(entry, page, parent, ctx.now, timestamps)
+                yield ctx.counted(entry.name, privacy.apply(rows))
 
         yield from fan_out(parents, produce, ctx.settings.parent_concurrency)
     except RouteFailed as err:

@@ -122,3 +122,9 @@ def column_hints(entry: Entry) -> dict[str, Column]:
     if entry.strategy is Strategy.COUNT:
         columns.update(CAPTURED)
     return columns
+
+
+def timestamp_fields(entry: Entry) -> tuple[str, ...]:
+    """Wire names of the record fields pinned as timestamps."""
+    return tuple(field for field, schema in entry.record_fields.items()
+                 if (field_column(field, schema) or {}).get("data_type") == "timestamp")

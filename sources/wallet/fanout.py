@@ -1,8 +1,9 @@
 """Fan-out: pages of many parents fetched concurrently, yielded as they arrive.
 
-Every page a worker produced is yielded before the fan-out ends, even when another parent
-failed: a worker may already have moved its parent's cursor past that page, so dropping it
-would lose data. The first failure is raised after the drain.
+After the first failure no parent starts and none asks for another page (a route that is down
+for one parent is down for all: waiting out every parent's retries would only cost time).
+Every page a worker already produced is still yielded: its parent's cursor may have moved past
+it, so dropping it would lose data. The first failure is raised after the drain.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def fan_out(parents: Sequence[P], produce: Callable[[P], Iterator[T]],
 
     def work(parent: P) -> None:
         try:
+            if errors:
+                return
             for item in produce(parent):
                 while not stop.is_set():
                     try:
@@ -38,7 +41,7 @@ def fan_out(parents: Sequence[P], produce: Callable[[P], Iterator[T]],
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if stop.is_set() or errors:
                     return
         except BaseException as err:  # noqa: BLE001 (re-raised in the consumer)
             errors.append(err)

@@ -1,0 +1,247 @@
+"""Soak: the connector against a sandbox whose world keeps changing and whose faults change
+every cycle, for a bounded time; after every successful run the warehouse must equal the
+sandbox's truth for a subset of record tables.
+
+    python -m scripts.soak --minutes 2 --scale 5000 --seed 1
+
+Each cycle: pick faults (5xx, resets, latency, sometimes a 429 rate limit, sometimes a route
+that is down for the whole run) from a seeded RNG, advance the world (create, update and
+archive records of several entities), then run the connector into DuckDB in a temp dir. A run
+that raises PartialLoad is counted, and the next cycle (never given a down route) must heal it.
+A final run without faults closes the soak. All traffic stays on 127.0.0.1.
+
+Prints `name: value` lines at the end; exits 1 on any mismatch or any run that failed with
+something other than PartialLoad. Not part of the test suite (tests/ only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+from pipelines.pipeline import PartialLoad, RunSummary, make_pipeline, run
+from sandbox.faults import Fault, FaultKind, FaultPlan
+from sandbox.server import Sandbox
+from sandbox.world import World, iso
+from sources.wallet.catalog import Strategy, entries_by_name
+from tests.truth import record_ids
+
+RESOURCES = ["members", "phone_numbers", "phone_number_outbound_sms_pages",
+             "ledger_transactions", "performance_ticket_pages"]
+ENTRIES = entries_by_name()
+ROUTES = sorted({ENTRIES[name].route for name in RESOURCES}
+                | {ENTRIES[ENTRIES[name].parent].route for name in RESOURCES
+                   if ENTRIES[name].parent})
+# Entities behind the subset that change every cycle; parents only now and then.
+BUSY = ["members", "outbound_sms", "ledger_entries", "tickets"]
+PARENTS = ["phone_numbers", "performances"]
+OUTAGE_ONE_IN = 5  # about one cycle in five has a route down for the whole run
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def choose_faults(rng: random.Random, outage: bool) -> tuple[FaultPlan, str]:
+    """This cycle's fault plan (its draws seeded from rng) and a short description."""
+    faults = [Fault(kind, probability=rng.uniform(0.0, 0.04))
+              for kind in (FaultKind.ERROR_500, FaultKind.ERROR_502, FaultKind.ERROR_503,
+                           FaultKind.RESET)]
+    faults.append(Fault(FaultKind.LATENCY, probability=rng.uniform(0.0, 0.3),
+                        value=rng.uniform(5, 40)))
+    rate_limit = rng.uniform(30, 80) if rng.random() < 0.35 else 0.0
+    latency_ms = rng.choice([0.0, 0.0, 1.0, 3.0])
+    parts = [f"{f.kind}@{f.probability:.3f}" for f in faults]
+    if outage:
+        route = rng.choice(ROUTES)
+        faults.append(Fault(FaultKind.ERROR_503, route=route))
+        parts.append(f"down={route}")
+    if rate_limit:
+        parts.append(f"rate_limit={rate_limit:.0f}/s")
+    if latency_ms:
+        parts.append(f"latency={latency_ms:.0f}ms")
+    return FaultPlan(rng.getrandbits(32), faults, rate_limit, latency_ms), " ".join(parts)
+
+
+def advance(box: Sandbox, rng: random.Random) -> str:
+    """Move the world on, never past the wall clock (the connector's windows end at now)."""
+    world = box.world
+    room = (time.time() - 120 - world.now) / 60
+    minutes = max(0.0, min(float(rng.randint(1, 30)), room))
+    create, update, archive = rng.randint(0, 25), rng.randint(0, 25), rng.randint(0, 5)
+    world.advance(minutes=minutes, create=create, update=update, archive=archive,
+                  entities=BUSY)
+    text = f"+{minutes:.0f} min, {create} new, {update} updated, {archive} archived"
+    if rng.random() < 0.25:
+        world.advance(minutes=0, create=1, update=1, entities=PARENTS)
+        text += ", new parents"
+    return text
+
+
+def injected_so_far(box: Sandbox) -> int:
+    """Answers that were not a 200: 5xx, 429, and resets (status 0)."""
+    routes = box.stats()["routes"].values()
+    return sum(n for route in routes for status, n in route.items() if status != "200")
+
+
+def _stamp(value: Any) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def compare(box: Sandbox, pipeline: Any) -> tuple[list[str], int]:
+    """(mismatches, stale rows of window tables) of the warehouse against the sandbox.
+
+    Mismatches: an id missing, extra or duplicated in any table; for client-cursor tables also
+    a row whose updatedAt is not the sandbox's. Window tables only follow createdAt windows,
+    so an update to a record older than the lookback is not expected to arrive: counted apart.
+    """
+    problems: list[str] = []
+    stale_window = 0
+    world = box.world
+    schema_tables = set(pipeline.default_schema.data_table_names())
+    with pipeline.sql_client() as client:
+        for name in RESOURCES:
+            entry = ENTRIES[name]
+            expected = record_ids(box, entry)
+            rows = []
+            if name in schema_tables:
+                rows = list(client.execute_sql(
+                    f"SELECT id, updated_at FROM {pipeline.dataset_name}.{name}") or [])
+            ids = {row[0] for row in rows}
+            if len(rows) != len(ids):
+                problems.append(f"{name}: {len(rows) - len(ids)} duplicated ids")
+            if missing := expected - ids:
+                problems.append(f"{name}: {len(missing)} missing (e.g. {min(missing)})")
+            if extra := ids - expected:
+                problems.append(f"{name}: {len(extra)} not in the sandbox")
+            entity = world.entities[next(r for r in box.routes if r.key == entry.route).entity]
+            stale = 0
+            for record_id, updated in rows:
+                index = world.find(entity.name, record_id)
+                if index is not None and _stamp(updated) != iso(entity.updated[index]):
+                    stale += 1
+            if entry.strategy is Strategy.WINDOW:
+                stale_window += stale
+            elif stale:
+                problems.append(f"{name}: {stale} rows with an old updatedAt")
+    return problems, stale_window
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.soak", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=2.0, help="time bound (default 2)")
+    parser.add_argument("--scale", type=int, default=5000, help="world scale (default 5000)")
+    parser.add_argument("--seed", type=int, default=1, help="world and fault seed (default 1)")
+    parser.add_argument("--page-size", type=int, default=200, help="connector page size")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    deadline = started + args.minutes * 60
+    rng = random.Random(args.seed)
+    box = Sandbox(World(seed=args.seed, scale=args.scale))
+    box.start(host="127.0.0.1")
+    totals = {"cycles": 0, "rows_loaded": 0, "requests": 0, "retries": 0, "partial_runs": 0,
+              "failed_runs": 0, "mismatches": 0, "unhealed": 0, "stale_window_rows": 0}
+    world = box.world
+    source_args = {"api_key": box.api_key, "base_url": box.base_url,
+                   "start_date": iso(world.now - world.history_days * 86400),
+                   "resources": RESOURCES, "page_size": args.page_size,
+                   "max_attempts": 5, "request_timeout": 5.0}
+
+    def account(summary: RunSummary) -> None:
+        totals["rows_loaded"] += sum(summary.rows.values())
+        totals["requests"] += summary.requests
+        totals["retries"] += summary.retries
+
+    def check(label: str) -> None:
+        problems, stale = compare(box, pipeline)
+        totals["mismatches"] += len(problems)
+        totals["stale_window_rows"] = stale
+        for problem in problems:
+            log(f"{label}: MISMATCH {problem}")
+
+    with tempfile.TemporaryDirectory(prefix="wallet-soak-") as tmp:
+        work = Path(tmp)
+        pipeline = make_pipeline("duckdb", duckdb_path=str(work / "soak.duckdb"),
+                                 pipelines_dir=str(work / "pipelines"))
+        longest = 0.0
+        previous_partial = False
+        try:
+            # Leave room for one more cycle like the longest so far and the closing run.
+            while totals["cycles"] == 0 or time.monotonic() + 2 * longest < deadline:
+                cycle_started = time.monotonic()
+                totals["cycles"] += 1
+                label = f"cycle {totals['cycles']}"
+                outage = not previous_partial and rng.randrange(OUTAGE_ONE_IN) == 0
+                box.faults, faults = choose_faults(rng, outage)
+                injected_before = injected_so_far(box)
+                changes = advance(box, rng)
+                try:
+                    summary = run(pipeline, **source_args)
+                except PartialLoad as partial:
+                    account(partial.summary)
+                    totals["partial_runs"] += 1
+                    totals["unhealed"] += previous_partial
+                    previous_partial = True
+                    log(f"{label}: {changes}; {faults}; PARTIAL "
+                        f"{', '.join(sorted(partial.summary.failures))} "
+                        f"({partial.summary.retries} retried, "
+                        f"{injected_so_far(box) - injected_before} faults)")
+                except Exception as err:  # noqa: BLE001 (anything else is a connector problem)
+                    totals["failed_runs"] += 1
+                    previous_partial = True
+                    log(f"{label}: {changes}; {faults}; FAILED {type(err).__name__}: "
+                        f"{str(err)[:300]}")
+                else:
+                    account(summary)
+                    previous_partial = False
+                    log(f"{label}: {changes}; {faults}; {sum(summary.rows.values())} rows, "
+                        f"{summary.requests} requests ({summary.retries} retried, "
+                        f"{injected_so_far(box) - injected_before} faults)")
+                    check(label)
+                longest = max(longest, time.monotonic() - cycle_started)
+            # Close with a healthy API: whatever failed last must load now.
+            box.faults = FaultPlan(args.seed)
+            try:
+                summary = run(pipeline, **source_args)
+            except Exception as err:  # noqa: BLE001 (reported and counted)
+                totals["failed_runs"] += 1
+                log(f"final run: FAILED {type(err).__name__}: {str(err)[:300]}")
+            else:
+                account(summary)
+                log(f"final run: {sum(summary.rows.values())} rows, {summary.requests} requests")
+                check("final run")
+        finally:
+            box.stop()
+
+    injected = injected_so_far(box)
+    lines = {
+        "cycles": totals["cycles"],
+        "rows_loaded": totals["rows_loaded"],
+        "requests": totals["requests"],
+        "retries": totals["retries"],
+        "faults_injected": injected,
+        "partial_runs": totals["partial_runs"],
+        "unhealed_partials": totals["unhealed"],
+        "failed_runs": totals["failed_runs"],
+        "stale_window_rows": totals["stale_window_rows"],
+        "mismatches": totals["mismatches"],
+        "seconds": f"{time.monotonic() - started:.1f}",
+    }
+    for name, value in lines.items():
+        print(f"{name}: {value}")
+    return 1 if totals["mismatches"] or totals["failed_runs"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

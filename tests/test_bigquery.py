@@ -214,7 +214,7 @@ def _looks_like_money(column: str) -> bool:
 
 @pytest.fixture(scope="module")
 def bigquery_ddl(shared_sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
-                 ) -> tuple[dlt.Pipeline, dict[str, dict[str, str]]]:
+                 ) -> tuple[dlt.Pipeline, dict[str, dict[str, str]], dict[str, str]]:
     """The subset extracted and normalized for BigQuery (never loaded) and its rendered DDL."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         _anonymous_bigquery(monkeypatch)
@@ -230,7 +230,7 @@ def bigquery_ddl(shared_sandbox: Sandbox, tmp_path_factory: pytest.TempPathFacto
     for table in pipeline.default_schema.data_tables():
         complete = {n for n, c in table["columns"].items() if is_complete_column(c)}
         assert set(types[table["name"]]) == complete, statements[table["name"]]
-    return pipeline, types
+    return pipeline, types, statements
 
 
 def _columns_of_type(pipeline: dlt.Pipeline, data_type: str) -> list[tuple[str, str]]:
@@ -239,7 +239,7 @@ def _columns_of_type(pipeline: dlt.Pipeline, data_type: str) -> list[tuple[str, 
 
 
 def test_bigquery_ddl_renders_decimal_as_numeric(bigquery_ddl) -> None:
-    pipeline, types = bigquery_ddl
+    pipeline, types, _ = bigquery_ddl
     decimals = _columns_of_type(pipeline, "decimal")
     assert decimals, "no decimal column in the subset"
     wrong = {f"{t}.{c}": types[t][c] for t, c in decimals
@@ -248,15 +248,30 @@ def test_bigquery_ddl_renders_decimal_as_numeric(bigquery_ddl) -> None:
 
 
 def test_bigquery_ddl_renders_timestamps(bigquery_ddl) -> None:
-    pipeline, types = bigquery_ddl
+    pipeline, types, _ = bigquery_ddl
     timestamps = _columns_of_type(pipeline, "timestamp")
     assert timestamps
     assert {f"{t}.{c}": types[t][c] for t, c in timestamps if types[t][c] != "TIMESTAMP"} == {}
 
 
 def test_bigquery_ddl_renders_no_money_as_float(bigquery_ddl) -> None:
-    _, types = bigquery_ddl
+    _, types, _ = bigquery_ddl
     money = {f"{t}.{c}": sql_type for t, columns in types.items()
              for c, sql_type in columns.items() if _looks_like_money(c)}
     assert money, "no money-like column in the subset"
     assert {name: sql_type for name, sql_type in money.items() if sql_type == "FLOAT64"} == {}
+
+
+@pytest.mark.parametrize("table, partition, cluster", [
+    ("ledger_transactions", "created_at", "id"),
+    ("phone_number_outbound_sms_pages", "created_at", "phone_number_id"),
+    ("analytics_membership_member_count", "date", None),
+    ("analytics_campaigns_count_employee", "_wallet_window_start", None),
+    ("member_counts", "_wallet_captured_at", None),
+])
+def test_bigquery_ddl_partitions_time_series_by_day(bigquery_ddl, table: str, partition: str,
+                                                    cluster: str | None) -> None:
+    statement = bigquery_ddl[2][table]
+    assert re.search(rf"PARTITION BY\s+(DATE\()?`{partition}`", statement), statement
+    if cluster:
+        assert re.search(rf"CLUSTER BY\s+`{cluster}`", statement), statement

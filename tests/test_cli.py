@@ -44,10 +44,19 @@ def test_run_with_a_rejected_key_fails_clearly_without_leaking_it(sandbox: Sandb
 
 def test_run_loads_the_sandbox_through_environment_config(sandbox: Sandbox,
                                                           tmp_path: Path) -> None:
-    result = _cli("run", "--resources", "members,phone_numbers", cwd=tmp_path,
+    pipelines = tmp_path / "pipelines"
+    result = _cli("run", "--resources", "members,phone_numbers", "--pipelines-dir",
+                  str(pipelines), cwd=tmp_path,
                   env={"WALLET_API_KEY": sandbox.api_key,
                        "SOURCES__WALLET__BASE_URL": sandbox.base_url})
     assert result.returncode == 0, result.stderr
     members = sandbox.world.entities["members"].count
     assert f"members: {members} rows" in result.stdout
     assert (tmp_path / "wallet.duckdb").exists()
+    # dlt's own CLI works on the pipeline like on any other
+    for command in ("info", "trace", "schema"):
+        dlt_cli = subprocess.run([sys.executable, "-m", "dlt", "pipeline", "--pipelines-dir",
+                                  str(pipelines), "wallet", command], cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=120)
+        assert dlt_cli.returncode == 0, dlt_cli.stderr
+        assert "members" in dlt_cli.stdout, command

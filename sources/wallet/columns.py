@@ -121,7 +121,27 @@ def column_hints(entry: Entry) -> dict[str, Column]:
         columns.update(WINDOW)
     if entry.strategy is Strategy.COUNT:
         columns.update(CAPTURED)
+    _layout(entry, columns)
     return columns
+
+
+# The time column each time-series strategy is partitioned on (where the destination
+# partitions, e.g. BigQuery by day); the others ignore the hint.
+PARTITION_COLUMN = {Strategy.WINDOW: "created_at", Strategy.DAILY: "date",
+                    Strategy.PER_WINDOW: "_wallet_window_start",
+                    Strategy.COUNT: "_wallet_captured_at"}
+
+
+def _layout(entry: Entry, columns: dict[str, Column]) -> None:
+    """Partition time series by their time column and cluster them by their key, so a
+    merge or a date-bounded query reads a few partitions instead of the table."""
+    partition = PARTITION_COLUMN.get(entry.strategy)
+    if partition is None or partition not in columns:
+        return
+    columns[partition] = {**columns[partition], "partition": True}
+    for key in (entry.parent_key or "id",):
+        if key in columns:
+            columns[key] = {**columns[key], "cluster": True}
 
 
 def timestamp_fields(entry: Entry) -> tuple[str, ...]:

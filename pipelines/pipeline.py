@@ -63,7 +63,7 @@ def adopt_friendly_key() -> None:
 
 def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
                   pipelines_dir: str | None = None, duckdb_path: str | None = None,
-                  dev_mode: bool = False, progress: bool = False,
+                  progress: bool = False,
                   export_schema_path: str | None = None) -> dlt.Pipeline:
     """A pipeline for `destination`; `export_schema_path` writes the schema dlt ended up with,
     for review against the pinned one (schemas/wallet.schema.yaml). With `progress`, long
@@ -80,7 +80,6 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
         destination=target,
         dataset_name=dataset_name or DEFAULT_DATASET,
         pipelines_dir=pipelines_dir,
-        dev_mode=dev_mode,
         export_schema_path=export_schema_path,
         progress=LogCollector(log_period=10, logger="stdout", dump_system_stats=False)
         if progress else None,

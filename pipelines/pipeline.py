@@ -11,6 +11,7 @@ from typing import Any
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.common.runtime.collector import LogCollector
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.lock import exclusive_run
 from sources.wallet import wallet_source
@@ -23,6 +24,7 @@ DEFAULT_DATASET = "wallet_data"
 DEFAULT_DUCKDB_FILE = "wallet.duckdb"
 # Each destination's fast load format (DuckDB's default insert_values is ~80x slower).
 # BigQuery: jsonl, because its loader takes json columns (nested objects) only from jsonl.
+DUCKDB_MEMORY_LIMIT = "256MB"
 FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv", "bigquery": "jsonl"}
 
 
@@ -74,7 +76,12 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
         dlt.config["data_writer.disable_compression"] = True
     target: Any = destination
     if destination == "duckdb":
-        target = dlt.destinations.duckdb(duckdb_path or str(Path.cwd() / DEFAULT_DUCKDB_FILE))
+        path = duckdb_path or str(Path.cwd() / DEFAULT_DUCKDB_FILE)
+        # DuckDB takes 80% of RAM by default; merges of a large first load spill to disk
+        # instead of growing the process (WALLET_DUCKDB_MEMORY_LIMIT overrides).
+        limit = os.environ.get("WALLET_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)
+        target = dlt.destinations.duckdb(
+            DuckDbCredentials(path, global_config={"memory_limit": limit}))
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=target,

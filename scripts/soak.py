@@ -33,14 +33,11 @@ from sandbox.faults import Fault, FaultKind, FaultPlan
 from sandbox.server import Sandbox
 from sandbox.world import World, iso
 from sources.wallet.catalog import Strategy, entries_by_name
-from tests.truth import record_ids
+from tests.truth import FAULT_SUBSET, record_ids, routes_of
 
-RESOURCES = ["members", "phone_numbers", "phone_number_outbound_sms_pages",
-             "ledger_transactions", "performance_ticket_pages"]
+RESOURCES = FAULT_SUBSET
 ENTRIES = entries_by_name()
-ROUTES = sorted({ENTRIES[name].route for name in RESOURCES}
-                | {ENTRIES[ENTRIES[name].parent].route for name in RESOURCES
-                   if ENTRIES[name].parent})
+ROUTES = routes_of(RESOURCES)
 # Entities behind the subset that change every cycle; parents only now and then.
 BUSY = ["members", "outbound_sms", "ledger_entries", "tickets"]
 PARENTS = ["phone_numbers", "performances"]

@@ -23,15 +23,12 @@ from sandbox.server import Sandbox
 from sources.wallet.catalog import entries_by_name
 from sources.wallet.client import RetryPolicy
 from tests.conftest import new_pipeline, query, source_args
-from tests.truth import record_ids
+from tests.truth import FAULT_SUBSET, record_ids, routes_of
 
-RESOURCES = ["members", "phone_numbers", "phone_number_outbound_sms_pages",
-             "ledger_transactions", "performance_ticket_pages"]
+RESOURCES = FAULT_SUBSET
 ENTRIES = entries_by_name()
 # Every route the subset calls: its own and those of the parents it fans out from.
-ROUTES = sorted({ENTRIES[name].route for name in RESOURCES}
-                | {ENTRIES[ENTRIES[name].parent].route for name in RESOURCES
-                   if ENTRIES[name].parent})
+ROUTES = routes_of(RESOURCES)
 SMS_ROUTE = ENTRIES["phone_number_outbound_sms_pages"].route
 # Few requests per run (quarter-year windows, small pages) and fast retries keep it short.
 ARGS: dict[str, Any] = {"resources": RESOURCES, "page_size": 40, "window_step_days": 90,

@@ -36,3 +36,16 @@ def record_ids(box: Sandbox, entry: Entry) -> set[str]:
                 selected = selected[:1]  # a singleton route answers one record
             ids.update(r["id"] for r in entity.records(selected))
     return ids
+
+
+# A subset with every record strategy and a fan-out, used by the fault suite and the soak.
+FAULT_SUBSET = ["members", "phone_numbers", "phone_number_outbound_sms_pages",
+                "ledger_transactions", "performance_ticket_pages"]
+
+
+def routes_of(resources: list[str]) -> list[str]:
+    """Every route a run of these resources calls: their own and their parents'."""
+    entries = entries_by_name()
+    return sorted({entries[name].route for name in resources}
+                  | {entries[entries[name].parent].route for name in resources
+                     if entries[name].parent})

@@ -176,4 +176,5 @@ def read_kind(route: str) -> str:
 @functools.cache
 def record_schema_names() -> dict[str, str]:
     """Route -> the schema of one record, where the reference names one."""
-    return {route: row["record_schema"] for route, row in _rows_by_route().items() if row["record_schema"]}
+    return {route: row["record_schema"] for route, row in _rows_by_route().items()
+            if row["record_schema"]}

@@ -82,6 +82,8 @@ def field_column(field: str, schema: dict[str, Any]) -> Column | None:
         column = {"data_type": "text"}
     elif kind == "number":
         column = {"data_type": "double"}
+    elif kind in ("object", "array"):
+        column = {"data_type": "json"}
     if column is not None and resolved.get("description"):
         column["description"] = resolved["description"]
     return column

@@ -26,11 +26,15 @@ DEFAULT_DUCKDB_FILE = "wallet.duckdb"
 # BigQuery: jsonl, because its loader takes json columns (nested objects) only from jsonl.
 DUCKDB_MEMORY_LIMIT = "256MB"
 FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv", "bigquery": "jsonl"}
+# Pages travel as Arrow tables except to BigQuery: in the jsonl it needs, dlt writes an Arrow
+# json column (text) as a JSON string, where rows give the object itself.
+ROWS_ONLY = {"bigquery"}
 
 
 @dataclass
 class RunSummary:
     rows: dict[str, int] = field(default_factory=dict)
+    arrow_rows: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
     seconds: float = 0.0
@@ -99,8 +103,10 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
     started = time.monotonic()
     before = _variant_columns(pipeline)
     runs: list[Extraction] = []
-    source = wallet_source(observe=runs.append, **source_args)
     destination = pipeline.destination.destination_name if pipeline.destination else "duckdb"
+    if destination in ROWS_ONLY:
+        source_args = {**source_args, "arrow": False}
+    source = wallet_source(observe=runs.append, **source_args)
     try:
         with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
             info = pipeline.run(source,
@@ -112,6 +118,7 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
     for ctx in runs:
         # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
         summary.rows = {table: n for table, n in ctx.rows.items() if n}
+        summary.arrow_rows = dict(ctx.arrow_rows)
         summary.requests, summary.retries = ctx.client.requests_made, ctx.client.retries
         summary.failures = dict(ctx.failures)
     summary.drift = sorted(_variant_columns(pipeline) - before)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import os
 import re
 import time
@@ -167,16 +168,30 @@ def test_bigquery_and_duckdb_load_identical_rows(sandbox: Sandbox, tmp_path: Pat
 
 def test_bigquery_loads_json_columns(sandbox: Sandbox, tmp_path: Path,
                                      bigquery_env: Emulator) -> None:
-    """Nested objects the reference leaves untyped become json columns (about 30 tables)."""
+    """Nested objects become json columns (about 30 tables) holding the objects themselves,
+    not their text, whichever way (Arrow or rows) the pages travelled."""
     resources = ["dynamic_vouchers"]
     duck = new_pipeline(tmp_path, "duck")
     bigquery = make_pipeline("bigquery", dataset_name=f"wallet_json_{uuid.uuid4().hex[:8]}",
                              pipelines_dir=str(tmp_path / "bq_pipelines"))
     duck_rows = run(duck, **source_args(sandbox, resources=resources)).rows
-    assert any(c.get("data_type") == "json" for c in
-               duck.default_schema.get_table_columns("dynamic_vouchers").values())
+    json_columns = sorted(name for name, c in
+                          duck.default_schema.get_table_columns("dynamic_vouchers").items()
+                          if c.get("data_type") == "json")
+    assert json_columns
     assert run(bigquery, **source_args(sandbox, resources=resources)).rows == duck_rows
-    assert _rows(bigquery, "dynamic_vouchers", ["id"]) == _rows(duck, "dynamic_vouchers", ["id"])
+    # As JSON text, so an object stored as a JSON string (quoted) cannot pass for the object.
+    with bigquery.sql_client() as client:
+        texts = ", ".join(f"TO_JSON_STRING({client.escape_column_name(c)})" for c in json_columns)
+        table = client.make_qualified_table_name("dynamic_vouchers")
+        loaded = sorted(((row[0], *(None if v in (None, "null") else json.loads(v)
+                                    for v in row[1:]))
+                         for row in client.execute_sql(f"SELECT id, {texts} FROM {table}")),
+                        key=repr)
+    expected = [(row[0], *(None if v is None else json.loads(v) for v in row[1:]))
+                for row in _rows(duck, "dynamic_vouchers", ["id", *json_columns])]
+    assert loaded == expected
+    assert any(isinstance(value, dict) for row in loaded for value in row[1:])
 
 
 # --- DDL without a server ---------------------------------------------------------------------

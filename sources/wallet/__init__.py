@@ -9,8 +9,10 @@ from typing import Any
 import dlt
 from dlt.common.typing import TSecretStrValue
 import pendulum
+import pyarrow as pa
 from dlt.sources import DltResource
 
+from sources.wallet.batches import Batches, PageTables, quiet_hinted_json_notice
 from sources.wallet.catalog import ENTRIES, Entry
 from sources.wallet.columns import column_hints, column_name, timestamp_fields
 from sources.wallet.fanout import fan_out
@@ -40,13 +42,10 @@ def select_entries(resources: Sequence[str] | None = None,
     return [entry for entry in ENTRIES if entry.name in wanted]
 
 
-def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any,
-              timestamps: tuple[str, ...]) -> Rows:
-    route = entry.route
-    parent_key = entry.parent_key
+def _parse_timestamps(rows: Rows, timestamps: tuple[str, ...]) -> Rows:
+    """ISO strings of pinned timestamp fields as datetimes, parsed in C rather than by dlt's
+    per-value parser, for pages that go as rows; anything that does not parse stays as sent."""
     for row in rows:
-        # ISO strings of pinned timestamp fields become datetimes here, in C, rather than in
-        # dlt's per-value parser; anything that does not parse stays as sent (drift).
         for name in timestamps:
             value = row.get(name)
             if value.__class__ is str:
@@ -54,6 +53,13 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any,
                     row[name] = datetime.fromisoformat(value)
                 except ValueError:
                     pass
+    return rows
+
+
+def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -> Rows:
+    route = entry.route
+    parent_key = entry.parent_key
+    for row in rows:
         row["_wallet_extracted_at"] = extracted_at
         row["_wallet_route"] = route
         if "isActive" in row:
@@ -65,37 +71,48 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any,
     return rows
 
 
-def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any],
-           privacy: PrivacyPolicy) -> Iterator[Rows]:
+def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: PrivacyPolicy,
+           tables: PageTables | None) -> Iterator[Rows | pa.Table]:
     """The resource's pages, parents fetched concurrently under the shared budget. A route
     that keeps failing ends this resource only: what it yielded is whole pages, and its state
-    moved only past windows that completed, so the rerun resumes exactly there."""
+    moved only past windows that completed, so the rerun resumes exactly there (dlt keeps
+    the state only with the load package, so batching pages before yielding them is safe)."""
+    timestamps = timestamp_fields(entry)
+    batches = Batches(tables, lambda rows: _parse_timestamps(rows, timestamps),
+                      lambda count: ctx.counted_arrow(entry.name, count))
     try:
         parents = ctx.parent_keys(entry) if entry.parent else [None]
         slices = {parent: state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
                   for parent in parents}
 
-        timestamps = timestamp_fields(entry)
-
         def produce(parent: str | None) -> Iterator[Rows]:
             for page in Runner(ctx, entry, slices[parent], parent).run():
-                rows = _decorate(entry, page, parent, ctx.now, timestamps)
-                yield ctx.counted(entry.name, privacy.apply(rows))
+                yield ctx.counted(entry.name,
+                                  privacy.apply(_decorate(entry, page, parent, ctx.now)))
 
-        yield from fan_out(parents, produce, ctx.settings.parent_concurrency)
+        for rows in fan_out(parents, produce, ctx.settings.parent_concurrency):
+            yield from batches.add(rows)
     except RouteFailed as err:
         ctx.failed(entry.name, str(err))
+    yield from batches.flush()
 
 
 def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
-              privacy: PrivacyPolicy) -> DltResource:
-    def rows() -> Iterator[Rows]:
-        # Named explicitly: dlt may pull the pages from a worker thread.
-        yield from _pages(ctx, entry, dlt.current.resource_state(entry.name), privacy)
-
+              privacy: PrivacyPolicy, arrow: bool) -> DltResource:
     columns = {name: hint for name, hint in column_hints(entry).items()
                if not any(privacy.drops(field) and column_name(field) == name
                           for field in entry.record_fields)}
+
+    def rows() -> Iterator[Rows | pa.Table]:
+        # Named explicitly: dlt may pull the pages from a worker thread.
+        state = dlt.current.resource_state(entry.name)
+        tables = None
+        if arrow:
+            schema = dlt.current.source_schema()  # the live one: it learns as pages load
+            tables = PageTables(
+                columns, lambda: schema.tables.get(entry.name, {}).get("columns", {}),
+                frozenset({entry.parent_key} if entry.parent_key else ()))
+        yield from _pages(ctx, entry, state, privacy, tables)
 
     return dlt.resource(
         rows,
@@ -134,10 +151,12 @@ def wallet_source(
     pii_policy: str = "keep",
     pii_fields: dict[str, str] | None = None,
     pii_salt: TSecretStrValue | None = None,
+    arrow: bool = True,
     observe: Callable[[Extraction], None] | None = None,
 ) -> list[DltResource]:
     """Every Wallet API read route as a resource. `backfill_start`/`backfill_end` make a
-    bounded run that loads exactly that span and leaves the stored cursors alone."""
+    bounded run that loads exactly that span and leaves the stored cursors alone. With
+    `arrow`, pages whose values fit their columns go as Arrow tables (see batches.py)."""
     bounded = None
     if backfill_start or backfill_end:
         bounded = Span(parse(backfill_start or start_date),
@@ -162,5 +181,11 @@ def wallet_source(
                          f"got {schema_contract!r}")
     contract = CONTRACTS[schema_contract]
     privacy = PrivacyPolicy(pii_policy, pii_fields, pii_salt)
-    return [_resource(ctx, entry, contract, privacy)
+    if arrow:
+        # Pages that go as rows get dlt's load id and row id; Arrow pages must carry both
+        # too, or a table that receives both kinds breaks its NOT NULL columns.
+        dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+        dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
+        quiet_hinted_json_notice()
+    return [_resource(ctx, entry, contract, privacy, arrow)
             for entry in select_entries(resources, exclude_resources)]

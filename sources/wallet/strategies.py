@@ -54,6 +54,7 @@ class Extraction:
     now: DateTime = field(default_factory=lambda: pendulum.now("UTC"))
     failures: dict[str, str] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    arrow_rows: dict[str, int] = field(default_factory=dict)
     _parents: dict[str, list[str]] = field(default_factory=dict)
     _parent_errors: dict[str, RouteFailed] = field(default_factory=dict)
     _parent_locks: dict[str, threading.Lock] = field(default_factory=dict)
@@ -64,6 +65,11 @@ class Extraction:
         with self._lock:
             self.rows[resource] = self.rows.get(resource, 0) + len(rows)
         return rows
+
+    def counted_arrow(self, resource: str, count: int) -> None:
+        """Of those, rows that reached dlt as Arrow tables (the rest went as rows)."""
+        with self._lock:
+            self.arrow_rows[resource] = self.arrow_rows.get(resource, 0) + count
 
     def failed(self, resource: str, message: str) -> None:
         with self._lock:

@@ -44,6 +44,16 @@ LATENCY_SUBSET = ("phone_numbers", "phone_number_inbound_sms_pages",
                   "phone_number_outbound_sms_pages", "ledger_transactions", "members")
 
 
+def advance_subset(base_url: str, entities: tuple[str, ...], fraction: float) -> dict[str, Any]:
+    """Creates and updates `fraction` of each entity's records in a bench.serve sandbox."""
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        response = client.post("/_bench/advance_subset",
+                               content=orjson.dumps({"entities": list(entities),
+                                                     "fraction": fraction}))
+        response.raise_for_status()
+        return orjson.loads(response.content)
+
+
 @dataclass
 class Server:
     """A sandbox running in a child process (see bench.serve)."""
@@ -70,12 +80,7 @@ class Server:
             return orjson.loads(client.get("/_bench/requests").content)
 
     def advance_subset(self, entities: tuple[str, ...], fraction: float) -> dict[str, Any]:
-        with self.http() as client:
-            response = client.post("/_bench/advance_subset",
-                                   content=orjson.dumps({"entities": list(entities),
-                                                         "fraction": fraction}))
-            response.raise_for_status()
-            return orjson.loads(response.content)
+        return advance_subset(self.base_url, entities, fraction)
 
     def source_args(self, resources: tuple[str, ...], **extra: Any) -> dict[str, Any]:
         return {"api_key": self.api_key, "base_url": self.base_url,

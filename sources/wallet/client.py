@@ -7,6 +7,7 @@ import email.utils
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,35 @@ class RetryPolicy:
     max_total_wait: float = 300.0
 
 
+class FairSlots:
+    """A semaphore that serves waiters in arrival order. threading.Semaphore lets the thread
+    that just released a slot take it back before the woken waiter runs, so under a rate limit
+    one parent's chain of pages could starve for seconds and finish alone at the end, using a
+    fraction of the budget (measured: the last 2 s of a 13 s load ran at half the rate)."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._lock = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return
+            handoff = threading.Lock()
+            handoff.acquire()
+            self._waiters.append(handoff)
+        handoff.acquire()  # release() hands its slot over directly: nobody can barge in
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1
+
+
 class RequestBudget:
     """One budget for the whole run: at most `rate` requests/s and `concurrency` in flight.
 
@@ -46,7 +76,7 @@ class RequestBudget:
     def __init__(self, rate: float, concurrency: int) -> None:
         self.max_rate = rate
         self.rate = rate
-        self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        self._slots = FairSlots(max(1, concurrency))
         self._lock = threading.Lock()
         self._next = time.monotonic()
 

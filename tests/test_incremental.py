@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ import dlt
 
 from pipelines.pipeline import run
 from sandbox.server import Sandbox
+from sources.wallet.catalog import ENTRIES
+from sources.wallet.columns import column_hints, column_name
 from tests.conftest import new_pipeline, query, source_args
 
 SUBSET = ["members", "phone_numbers", "phone_number_outbound_sms_pages", "ledger_transactions",
@@ -114,3 +117,21 @@ def test_bounded_backfill_leaves_the_stored_cursor_alone(sandbox: Sandbox,
     ledger = sandbox.world.entities["ledger_entries"]
     total = query(pipeline, f"SELECT count(*) FROM {pipeline.dataset_name}.ledger_transactions")
     assert total[0][0] == ledger.count
+
+
+def test_a_record_seen_twice_in_one_run_lands_as_its_newest_version(tmp_path: Path) -> None:
+    """A record updated while its list is being paged can arrive twice in one load, in either
+    order; every cursor table's merge keeps the version with the later cursor."""
+    entry = next(e for e in ENTRIES if e.name == "members")
+    cursor = column_name(entry.cursor or "")
+    older = {"id": "M000000001", entry.cursor: "2026-01-01T00:00:00Z", "firstName": "old",
+             "_wallet_extracted_at": "2026-01-03T00:00:00Z", "_wallet_route": entry.route}
+    newer = {**older, entry.cursor: "2026-01-02T00:00:00Z", "firstName": "new"}
+    pipeline = new_pipeline(tmp_path)
+    for pages in ([[newer], [older]], [[older], [newer]]):
+        resource = dlt.resource(pages, name="members", primary_key="id",
+                                write_disposition="merge", columns=column_hints(entry))
+        pipeline.run(resource, loader_file_format="parquet")
+        assert query(pipeline, f"SELECT first_name, {cursor} FROM "
+                               f"{pipeline.dataset_name}.members") == [
+            ("new", dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))]

@@ -118,6 +118,11 @@ def column_hints(entry: Entry) -> dict[str, Column]:
     if entry.parent_key:
         columns[entry.parent_key] = {"data_type": "text", "nullable": False,
                                      "description": f"Key of the parent {entry.parent} row"}
+    if entry.strategy is Strategy.CURSOR and entry.cursor:
+        # A record updated while its list is paged can come twice in one run; the merge keeps
+        # the newest, the version the stored cursor has already moved past.
+        cursor = column_name(entry.cursor)
+        columns[cursor] = {**columns.get(cursor, {}), "dedup_sort": "desc"}
     columns.update(METADATA)
     if entry.strategy is Strategy.PER_WINDOW:
         columns.update(WINDOW)

@@ -142,7 +142,7 @@ def main() -> None:
         ]
         for name, step in phases:
             profile = cProfile.Profile()
-            sampler = ThreadSampler() if name == "load" else None
+            sampler = ThreadSampler() if name in ("extract", "load") else None
             started = time.perf_counter()
             if sampler:
                 sampler.__enter__()

@@ -44,7 +44,8 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         out = [f"{table}: {count} rows" for table, count in sorted(self.rows.items())]
-        out.append(f"{sum(self.rows.values())} rows in {len(self.rows)} tables; "
+        out.append(f"{sum(self.rows.values())} rows in {len(self.rows)} tables "
+                   f"({sum(self.arrow_rows.values())} as Arrow tables, the rest as rows); "
                    f"{self.requests} requests ({self.retries} retried); {self.seconds:.1f} s")
         out += [f"type drift: {line}" for line in self.drift]
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,8 @@ def test_run_loads_the_sandbox_through_environment_config(sandbox: Sandbox,
     assert result.returncode == 0, result.stderr
     members = sandbox.world.entities["members"].count
     assert f"members: {members} rows" in result.stdout
+    as_arrow = re.search(r"\((\d+) as Arrow tables, the rest as rows\)", result.stdout)
+    assert as_arrow and int(as_arrow.group(1)) >= members, result.stdout
     assert (tmp_path / "wallet.duckdb").exists()
     # dlt's own CLI works on the pipeline like on any other
     for command in ("info", "trace", "schema"):

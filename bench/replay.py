@@ -1,9 +1,11 @@
 """The fetch-only limit: the exact requests a load made, replayed with httpx and decoded with
-orjson, one after the other like the connector sends them, with nothing loaded."""
+orjson, with nothing loaded: one after the other, or from `workers` threads at once as the
+connector sends them."""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -23,18 +25,23 @@ def records_in(payload: Any) -> int:
     return 0
 
 
-def replay(base_url: str, api_key: str, log: list[list[Any]]) -> tuple[int, float]:
+def replay(base_url: str, api_key: str, log: list[list[Any]],
+           workers: int = 1) -> tuple[int, float]:
     """(records decoded, seconds) for replaying `log` ([method, path?query, body])."""
-    records = 0
     headers = {"access-token": api_key, "accept": "application/json"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
-        started = time.perf_counter()
-        for method, path, body in log:
+
+        def fetch(entry: list[Any]) -> int:
+            method, path, body = entry
             response = client.request(method, path,
                                       content=orjson.dumps(body) if body else None,
                                       headers={"content-type": "application/json"}
                                       if body else None)
             response.raise_for_status()
-            records += records_in(orjson.loads(response.content))
+            return records_in(orjson.loads(response.content))
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            records = sum(pool.map(fetch, log))
         seconds = time.perf_counter() - started
     return records, seconds

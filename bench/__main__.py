@@ -81,6 +81,15 @@ def throughput_section(scale: int) -> None:
         for step, seconds in phase_seconds(pipeline).items():
             emit(f"connector_{step}_seconds", seconds)
         emit("connector_rows_per_s", rows / summary.seconds)
+        emit("connector_rows_as_arrow", sum(summary.arrow_rows.values()))
+        # The Arrow lever, measured: the same load with every page going as rows.
+        with temp_dir("rows") as rows_tmp:
+            as_rows = duckdb_pipeline(rows_tmp)
+            plain = connector_load(server, as_rows, SUBSET, arrow=False)
+            emit("rows_path_seconds", plain.seconds)
+            for step, seconds in phase_seconds(as_rows).items():
+                emit(f"rows_path_{step}_seconds", seconds)
+            emit("rows_path_over_arrow_seconds", plain.seconds / summary.seconds)
         records, sequential = replay(server.base_url, server.api_key, log)
         _, concurrent = replay(server.base_url, server.api_key, log, workers=MAX_CONCURRENCY)
         emit("fetch_only_requests", len(log))

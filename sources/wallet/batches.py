@@ -122,12 +122,15 @@ def infer(values: list[Any]) -> dict[str, Any] | None:
         return {"data_type": "bool"}
     if not pa.types.is_string(kind):
         return None
-    try:
-        pc.cast(array, UTC_MICROS)
-        return {"data_type": "timestamp", "timezone": True}
-    except _CONVERSION_ERRORS:
-        pass
     first = next(value for value in values if value is not None)
+    # A cast to timestamps parses every value, the first too, and each starts with its year;
+    # text that cannot be one skips the cast (a failed one costs ~6 ms per 5,000 values).
+    if first[:4].isdigit():
+        try:
+            pc.cast(array, UTC_MICROS)
+            return {"data_type": "timestamp", "timezone": True}
+        except _CONVERSION_ERRORS:
+            pass
     return None if ISO_LIKE.match(first) else {"data_type": "text"}
 
 

@@ -57,3 +57,20 @@ def test_frozen_contract_stops_on_type_drift(sandbox: Sandbox, tmp_path: Path) -
     sandbox.faults.replace([Fault(FaultKind.TYPE_CHANGE, route="POST /v2/membership/member/page")])
     with pytest.raises(Exception, match="points_accrued"):
         run(pipeline, **args)
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
+def test_frozen_contract_stops_on_a_new_field(sandbox: Sandbox, tmp_path: Path,
+                                              arrow: bool) -> None:
+    """A field the schema does not hold stops a frozen run the same way whether its pages
+    travel as Arrow tables or as rows, and nothing of that run lands."""
+    pipeline = new_pipeline(tmp_path)
+    args = source_args(sandbox, resources=["members"], schema_contract="freeze", arrow=arrow)
+    first = run(pipeline, **args)
+    sandbox.world.advance(minutes=5, update=3, entities=["members"])
+    sandbox.faults.replace([Fault(FaultKind.NEW_FIELD, route="POST /v2/membership/member/page")])
+    with pytest.raises(Exception, match="sandbox_drift_field"):
+        run(pipeline, **args)
+    assert "sandbox_drift_field" not in pipeline.default_schema.get_table_columns("members")
+    loaded = query(pipeline, f"SELECT count(*) FROM {pipeline.dataset_name}.members")
+    assert loaded == [(first.rows["members"],)]

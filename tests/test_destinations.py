@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.pipeline import make_pipeline, run
+from pipelines.pipeline import duckdb_threads, make_pipeline, run
 from sandbox.server import Sandbox
 from sources.wallet.columns import is_money
 from tests.conftest import new_pipeline, query, source_args
@@ -76,3 +76,23 @@ def test_postgres_and_duckdb_load_identical_rows(sandbox: Sandbox, tmp_path: Pat
     finally:
         with postgres.sql_client() as client:
             client.drop_dataset()
+
+
+@pytest.mark.parametrize(("limit", "cores", "threads"), [
+    ("256MB", 2, 1), ("256MB", 16, 1), ("2GB", 2, 2), ("2GB", 16, 7), ("1.5 GiB", 64, 5),
+    ("100MB", 4, 1), ("lots", 4, None), ("80%", 4, None)])
+def test_duckdb_gets_one_thread_per_256mb_of_its_memory_cap(limit: str, cores: int,
+                                                            threads: int | None) -> None:
+    assert duckdb_threads(limit, cores) == threads
+
+
+def test_the_loaded_duckdb_runs_under_the_memory_cap_and_its_threads(
+        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WALLET_DUCKDB_MEMORY_LIMIT", "512MB")
+    pipeline = new_pipeline(tmp_path)
+    run(pipeline, **source_args(sandbox, resources=["phone_numbers"]))
+    settings = query(pipeline, "SELECT current_setting('memory_limit'), "
+                               "current_setting('threads')")
+    expected_threads = min(2, os.cpu_count() or 1)
+    assert settings[0][1] == expected_threads
+    assert settings[0][0].replace(" ", "").upper() in ("488.2MIB", "512.0MB", "512MB")

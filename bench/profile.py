@@ -4,9 +4,9 @@
 
 Runs the benchmark subset (bench.common.SUBSET) from a sandbox process into DuckDB, calling
 dlt's extract, normalize and load steps one at a time (as `pipelines.pipeline.run` does in
-one `pipeline.run`), each under cProfile. cProfile only sees the calling thread; dlt's load
-step runs its jobs in a thread pool, so the load step is also sampled across all threads
-(stack samples every 5 ms). Prints wall seconds per phase, then per phase the top functions
+one `pipeline.run`), each under cProfile. cProfile only sees the calling thread; dlt runs
+the resources (HTTP, page conversion) and the load jobs in thread pools, so the extract and
+load steps are also sampled across all threads (stack samples every 5 ms). Prints wall seconds per phase, then per phase the top functions
 by cumulative time and by own time.
 """
 

@@ -54,5 +54,7 @@ def test_free_slots_are_taken_without_waiting_and_counted_back() -> None:
     assert got.is_set()
     slots.release()
     slots.release()
-    slots.acquire()
-    slots.acquire()  # both slots free again: neither call blocks
+    both = threading.Thread(target=lambda: (slots.acquire(), slots.acquire()))
+    both.start()
+    both.join(timeout=5)
+    assert not both.is_alive(), "both slots should be free again"

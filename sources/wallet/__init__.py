@@ -137,6 +137,7 @@ def wallet_source(
     series_backfill_days: int = 30,
     series_window_days: int = 1,
     page_size: int = 500,
+    cursor_lag_seconds: float = 300.0,
     timezone: str = "UTC",
     locale: str = "en-US",
     requests_per_second: float = 0.0,
@@ -166,7 +167,7 @@ def wallet_source(
         lookback_days=lookback_days, analytics_lookback_days=analytics_lookback_days,
         series_backfill_days=series_backfill_days, series_window_days=series_window_days,
         page_size=page_size, timezone=timezone, locale=locale, bounded=bounded,
-        parent_concurrency=max_concurrency,
+        parent_concurrency=max_concurrency, cursor_lag_seconds=cursor_lag_seconds,
     )
     client = WalletClient(
         base_url, api_key, timeout=request_timeout,

@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,17 @@ class RequestBudget:
                 self.rate = min(self.max_rate, self.rate * 1.05)
 
 
+def server_time(response: httpx.Response) -> float | None:
+    """The server's clock when it answered (its `Date` header, whole seconds), as seconds
+    since the epoch; None without a readable one."""
+    value = response.headers.get("date")
+    try:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return parsed.timestamp() if parsed else None
+
+
 def retry_after_seconds(value: str | None) -> float | None:
     """`Retry-After` as seconds or an HTTP-date."""
     if not value:
@@ -146,8 +158,10 @@ class WalletClient:
             self.retries += retried
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None) -> Any:
-        """Send one request (with retries) and return its decoded JSON."""
+                body: dict[str, Any] | None = None,
+                on_time: Callable[[float | None], None] | None = None) -> Any:
+        """Send one request (with retries) and return its decoded JSON; `on_time` is given the
+        server's time of the answer (see server_time)."""
         route = f"{method} {path}"
         waited = 0.0
         for attempt in range(1, self.retry.max_attempts + 1):
@@ -174,6 +188,8 @@ class WalletClient:
                         f"WALLET_API_KEY or {self.key_location} in .dlt/secrets.toml")
                 if status == 200 or status == 201:
                     self.budget.succeeded()
+                    if on_time is not None:
+                        on_time(server_time(response))
                     return decode(response, route)
                 if status not in RETRY_STATUSES:
                     raise RouteFailed(f"{route} answered {status}: {_snippet(response)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sources.wallet.client import RouteFailed, WalletClient
@@ -27,11 +27,15 @@ def records_of(op: Operation, payload: Any) -> tuple[list[dict[str, Any]], int |
 
 
 def pages(client: WalletClient, op: Operation, path: str, params: dict[str, Any],
-          body: dict[str, Any], page_size: int) -> Iterator[list[dict[str, Any]]]:
-    """Yield each page's records until the total is reached, a short page, or an empty one."""
+          body: dict[str, Any], page_size: int,
+          on_time: Callable[[float | None], None] | None = None
+          ) -> Iterator[list[dict[str, Any]]]:
+    """Yield each page's records until the total is reached, a short page, or an empty one.
+    `on_time` is given the server's time of the first answer (when the list began to be read)."""
     paging = op.page_params
     if paging is None:
-        payload = client.request(op.method, path, params=params or None, body=body or None)
+        payload = client.request(op.method, path, params=params or None, body=body or None,
+                                 on_time=on_time)
         yield records_of(op, payload)[0]
         return
     number_name, size_name = paging
@@ -39,7 +43,8 @@ def pages(client: WalletClient, op: Operation, path: str, params: dict[str, Any]
     number, seen = 1, 0
     while True:
         target.update({number_name: number, size_name: page_size})
-        payload = client.request(op.method, path, params=params or None, body=body or None)
+        payload = client.request(op.method, path, params=params or None, body=body or None,
+                                 on_time=on_time if number == 1 else None)
         records, total = records_of(op, payload)
         if records:
             yield records

@@ -8,6 +8,7 @@ the load package, so a crash before the load keeps the old cursor.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class Settings:
     timezone: str = "UTC"
     locale: str = "en-US"
     parent_concurrency: int = 8  # a child's parents fetched at once (under the same budget)
+    # How far behind the server's clock a cursor stays (see Runner.cursor).
+    cursor_lag_seconds: float = 300.0
     # A bounded backfill: windows cover exactly [start, end) and state is left alone.
     bounded: Span | None = None
 
@@ -106,8 +109,10 @@ class Extraction:
         return list(dict.fromkeys(keys))
 
     def fetch(self, entry: Entry, params: dict[str, Any], body: dict[str, Any],
-              parent: str | None = None) -> Iterator[Rows]:
-        """Pages of one entry's route with its fixed params, for one parent if it has one."""
+              parent: str | None = None,
+              on_time: Callable[[float | None], None] | None = None) -> Iterator[Rows]:
+        """Pages of one entry's route with its fixed params, for one parent if it has one;
+        `on_time` is given the server's time of the first answer."""
         op = entry.operation
         path = op.path
         query: dict[str, Any] = {}
@@ -128,7 +133,8 @@ class Extraction:
                 path = path.replace("{" + param + "}", parent)
             else:
                 payload["id"] = parent
-        yield from pages(self.client, op, path, query, payload, self.settings.page_size)
+        yield from pages(self.client, op, path, query, payload, self.settings.page_size,
+                         on_time)
 
 
 def _instant(value: Any) -> float | None:
@@ -181,8 +187,9 @@ class Runner:
         }
         yield from handlers[self.entry.strategy]()
 
-    def _fetch(self, params: dict[str, Any] | None = None) -> Iterator[Rows]:
-        for page in self.ctx.fetch(self.entry, params or {}, {}, self.parent):
+    def _fetch(self, params: dict[str, Any] | None = None,
+               on_time: Callable[[float | None], None] | None = None) -> Iterator[Rows]:
+        for page in self.ctx.fetch(self.entry, params or {}, {}, self.parent, on_time):
             _record_key_check(self.entry, page)
             yield page
 
@@ -201,17 +208,30 @@ class Runner:
         yield from self._fetch()
 
     def cursor(self) -> Iterator[Rows]:
-        """Rows whose cursor moved past the stored one. Rows exactly on the stored cursor are
-        new unless their id was among those seen there last time (ties are not skipped, and
-        an unchanged run loads nothing)."""
+        """Rows changed since the last run: every row at or past the stored cursor, except
+        those already loaded with the same cursor value (`seen`, id -> value).
+
+        The new cursor is the newest value seen, but never later than the server's clock when
+        the list began to be read (its `Date` on the first page) minus `cursor_lag_seconds`:
+        a record changed while later pages were read may have been read before its change, on
+        an earlier page, with a value below one seen later; its change is stamped after the
+        list began, so it is past this point and the next run reads it. The lag covers changes
+        stamped before they became visible (a write committing late, the API's hosts' clocks
+        disagreeing). Rows between that point and the newest value are remembered in `seen`
+        with the value loaded, so a rerun without changes loads none of them again. The
+        server's clock, not ours: their difference would move the point by as much."""
         field_name = self.entry.cursor
         assert field_name is not None
         stored = self.state.get("cursor")
         floor = _instant(stored) if stored else None
-        boundary = set(self.state.get("boundary_ids", ()))
-        top: tuple[float, str] | None = (floor, stored) if stored and floor is not None else None
-        top_ids: set[str] = set(boundary)
-        for page in self._fetch():
+        # State written before `seen`: the ids loaded exactly at the cursor.
+        seen: dict[str, Any] = self.state.get("seen") or {
+            key: stored for key in self.state.get("boundary_ids", ())}
+        loaded = {key: _instant(value) for key, value in seen.items()}
+        began: list[float | None] = []
+        values: dict[str, tuple[float, str]] = {}  # every row's, for the next `seen`
+        newest: float | None = None
+        for page in self._fetch(on_time=began.append):
             kept = []
             for row in page:
                 raw = row.get(field_name)
@@ -219,18 +239,24 @@ class Runner:
                 if value is None:
                     kept.append(row)  # no cursor value: always loaded, merge dedupes
                     continue
-                if floor is None or value > floor or (
-                        value == floor and str(row.get("id")) not in boundary):
+                key = str(row.get("id"))
+                if floor is None or (value >= floor and loaded.get(key) != value):
                     kept.append(row)
-                if top is None or value > top[0]:
-                    top, top_ids = (value, str(raw)), {str(row.get("id"))}
-                elif value == top[0]:
-                    top_ids.add(str(row.get("id")))
+                values[key] = (value, str(raw))
+                newest = value if newest is None else max(newest, value)
             if kept:
                 yield kept
-        if top is not None:
-            self.state["cursor"] = top[1]
-            self.state["boundary_ids"] = sorted(top_ids)
+        if newest is None:
+            return
+        server_now = began[0] if began and began[0] is not None else time.time()
+        cursor = windows.wire(pendulum.from_timestamp(
+            min(newest, server_now - self.settings.cursor_lag_seconds)))
+        point = _instant(cursor)  # as stored (whole milliseconds), which the next run reads
+        assert point is not None
+        self.state["cursor"] = cursor
+        self.state["seen"] = {key: raw for key, (value, raw) in sorted(values.items())
+                              if value >= point}
+        self.state.pop("boundary_ids", None)
 
     def window(self) -> Iterator[Rows]:
         for span in windows.steps(self._span(self.settings.lookback_days),

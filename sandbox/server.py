@@ -136,7 +136,8 @@ class Handler(BaseHTTPRequestHandler):
         wall clock, as a real server dates its answers by the clock that stamps its records."""
         self.log_request(status)
         lines = [f"{self.protocol_version} {status} {self.responses[status][0]}",
-                 f"Server: {self.version_string()}", f"Date: {self.date_time_string(self.sandbox.world.now)}",
+                 f"Server: {self.version_string()}",
+                 f"Date: {self.date_time_string(self.sandbox.world.now)}",
                  f"Content-Type: {content_type}", f"Content-Length: {len(data)}",
                  *(f"{name}: {value}" for name, value in (headers or {}).items()), "", ""]
         self.wfile.write("\r\n".join(lines).encode("latin-1") + data)

@@ -30,8 +30,16 @@ def pages(client: WalletClient, op: Operation, path: str, params: dict[str, Any]
           body: dict[str, Any], page_size: int,
           on_time: Callable[[float | None], None] | None = None
           ) -> Iterator[list[dict[str, Any]]]:
-    """Yield each page's records until the total is reached, a short page, or an empty one.
-    `on_time` is given the server's time of the first answer (when the list began to be read)."""
+    """Yield each page's records until the envelope's total is reached, or, where no total is
+    stated, until a short or empty page. `on_time` is given the server's time of the first
+    answer (when the list began to be read).
+
+    A first page shorter than asked is either the whole list or the server's cap on the page
+    size (the reference states none; the sandbox caps at 1,000). Paging goes on with the size
+    the server used, so page n starts at record (n - 1) * size and the pages stay aligned:
+    with a total, while it says there is more; without one, until an empty page (one request
+    more for a list shorter than page_size). A short page past the first, before the total,
+    fails the route: stopping there would silently drop the rest of the list."""
     paging = op.page_params
     if paging is None:
         payload = client.request(op.method, path, params=params or None, body=body or None,
@@ -40,15 +48,24 @@ def pages(client: WalletClient, op: Operation, path: str, params: dict[str, Any]
         return
     number_name, size_name = paging
     target = body if op.pages_in_body else params
-    number, seen = 1, 0
+    number, seen, size = 1, 0, page_size
     while True:
-        target.update({number_name: number, size_name: page_size})
+        target.update({number_name: number, size_name: size})
         payload = client.request(op.method, path, params=params or None, body=body or None,
                                  on_time=on_time if number == 1 else None)
         records, total = records_of(op, payload)
         if records:
             yield records
         seen += len(records)
-        if not records or len(records) < page_size or (total is not None and seen >= total):
+        if total is not None and seen >= total:
             return
+        if number == 1 and 0 < len(records) < size:
+            size = len(records)
+        elif len(records) < size:
+            if total is None:
+                return
+            raise RouteFailed(
+                f"{op.key} answered {len(records)} records on page {number} (page size "
+                f"{size}, page_size = {page_size}) while its total says {total} and "
+                f"{seen} were read: the list would be incomplete, so it is not trusted")
         number += 1

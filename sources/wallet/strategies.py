@@ -46,6 +46,12 @@ class Settings:
     # A bounded backfill: windows cover exactly [start, end) and state is left alone.
     bounded: Span | None = None
 
+    def __post_init__(self) -> None:
+        # Zero or less would never advance through a list (the server picks its own size).
+        if self.page_size <= 0:
+            raise ValueError(f"page_size must be a positive number of records, "
+                             f"got {self.page_size}")
+
 
 @dataclass
 class Extraction:

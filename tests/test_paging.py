@@ -1,0 +1,90 @@
+"""Paging reaches every record whatever page size is configured, or fails loudly (Given / When /
+Then), against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sandbox.routes
+from pipelines.pipeline import PartialLoad, run
+from sandbox.routes import Responder
+from sandbox.server import Sandbox
+from sources.wallet import wallet_source
+from sources.wallet.catalog import entries_by_name
+from sources.wallet.client import WalletClient
+from sources.wallet.paging import pages
+from tests.conftest import new_pipeline, query, source_args
+
+SEARCH = "member_search_results"  # paged in the body, with a `total` in its envelope
+
+
+def _ids(box: Sandbox) -> list[str]:
+    members = box.world.entities["members"]
+    return [record["id"] for record in members.records(members.select())]
+
+
+@pytest.fixture
+def capped(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The sandbox serves at most 30 records a page, whatever is asked."""
+    monkeypatch.setattr(sandbox.routes, "MAX_PAGE_SIZE", 30)
+    return 30
+
+
+def test_a_page_size_above_the_servers_cap_loads_the_whole_bare_list(
+        sandbox: Sandbox, capped: int, tmp_path: Path) -> None:
+    # Given a server capping pages at 30 and a members list (a bare array, no total) of 100
+    assert len(_ids(sandbox)) == 100
+    pipeline = new_pipeline(tmp_path)
+    # When members are loaded with a page size of 50
+    summary = run(pipeline, **source_args(sandbox, resources=["members"], page_size=50))
+    # Then all 100 are loaded, each once
+    assert summary.rows["members"] == 100
+    loaded = query(pipeline, f"SELECT id FROM {pipeline.dataset_name}.members ORDER BY id")
+    assert [row[0] for row in loaded] == sorted(_ids(sandbox))
+
+
+def test_a_page_size_above_the_servers_cap_reaches_the_envelopes_total_in_aligned_pages(
+        sandbox: Sandbox, capped: int) -> None:
+    # Given a server capping pages at 30 and a route whose envelope states its total (100)
+    entry = entries_by_name()[SEARCH]
+    client = WalletClient(sandbox.base_url, sandbox.api_key)
+    # When its pages are read with a page size of 50
+    try:
+        read = list(pages(client, entry.operation, entry.operation.path, {},
+                          dict(entry.params), 50))
+    finally:
+        client.close()
+    # Then the pages are the server's size and hold every record once, in the list's order
+    assert [len(page) for page in read] == [30, 30, 30, 10]
+    assert [record["id"] for page in read for record in page] == _ids(sandbox)
+
+
+def test_a_short_page_before_the_total_fails_the_route_naming_it_and_the_page_size(
+        sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Given a server whose second page of the search answers 5 records fewer than asked
+    listing = Responder.listing
+
+    def short_second_page(self: Responder) -> Any:
+        body = listing(self)
+        if self.route.entry and self.route.entry.name == SEARCH and \
+                self.request.get("pageNum") == 2:
+            body["results"] = body["results"][:-5]
+        return body
+
+    monkeypatch.setattr(Responder, "listing", short_second_page)
+    # When it is loaded with pages of 20 (100 records: 5 full pages expected)
+    with pytest.raises(PartialLoad) as failure:
+        run(new_pipeline(tmp_path), **source_args(sandbox, resources=[SEARCH], page_size=20))
+    # Then the resource fails, saying where and with which page size, rather than ending there
+    message = failure.value.summary.failures[SEARCH]
+    assert "POST /v2/membership/member/search" in message
+    assert "page 2" in message and "page_size = 20" in message
+
+
+@pytest.mark.parametrize("size", [0, -5])
+def test_a_page_size_below_one_is_rejected_naming_the_argument(size: int) -> None:
+    with pytest.raises(ValueError, match=f"page_size .*got {size}"):
+        wallet_source(api_key="key", base_url="http://127.0.0.1:9", page_size=size)

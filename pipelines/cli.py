@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+from dlt.common.schema.exceptions import DataValidationError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.pipeline import (
@@ -36,6 +37,12 @@ def _failure_message(err: BaseException) -> str:
     while seen is not None:
         if isinstance(seen, WalletError):
             return str(seen)
+        if isinstance(seen, DataValidationError):
+            # dlt names the table and column only here, deep in the chain it raises
+            return (f"the schema contract ({seen.schema_entity} = {seen.contract_mode}) "
+                    f"stopped the run: {str(seen).splitlines()[0]} The API changed table "
+                    f"{seen.table_name}, column {seen.column_name}: update the pinned schema, "
+                    "or set schema_contract = \"evolve\" to load it")
         seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 

@@ -42,6 +42,7 @@ class RunSummary:
     load_info: LoadInfo | None = None
     failures: dict[str, str] = field(default_factory=dict)
     drift: list[str] = field(default_factory=list)
+    new_columns: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{table}: {count} rows" for table, count in sorted(self.rows.items())]
@@ -49,6 +50,8 @@ class RunSummary:
                    f"({sum(self.arrow_rows.values())} as Arrow tables, the rest as rows); "
                    f"{self.requests} requests ({self.retries} retried); {self.seconds:.1f} s")
         out += [f"type drift: {line}" for line in self.drift]
+        out += [f"new column: {name} (a field the API did not send before)"
+                for name in self.new_columns]
         return out
 
 
@@ -121,7 +124,7 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
     """Extract, normalize and load; returns what was loaded and what it cost."""
     adopt_friendly_key()
     started = time.monotonic()
-    before = _variant_columns(pipeline)
+    before = _columns(pipeline)
     runs: list[Extraction] = []
     destination = pipeline.destination.destination_name if pipeline.destination else "duckdb"
     if destination in ROWS_ONLY:
@@ -141,18 +144,50 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
         summary.arrow_rows = dict(ctx.arrow_rows)
         summary.requests, summary.retries = ctx.client.requests_made, ctx.client.retries
         summary.failures = dict(ctx.failures)
-    summary.drift = sorted(_variant_columns(pipeline) - before)
+    after = _columns(pipeline)
+    summary.drift = _drift(pipeline, info, before)
+    tables = {name.split(".")[0] for name in before}
+    summary.new_columns = sorted(c for c in after - before
+                                 if "__v_" not in c and c.split(".")[0] in tables)
     summary.seconds = time.monotonic() - started
     if summary.failures:
         raise PartialLoad(summary)
     return summary
 
 
-def _variant_columns(pipeline: dlt.Pipeline) -> set[str]:
-    """`table.column` for every variant column: a value arrived with another type than its
-    column's, and dlt kept it beside the column rather than lose or coerce it."""
+def _columns(pipeline: dlt.Pipeline) -> set[str]:
+    """`table.column` for every data column dlt's schema holds (its own `_dlt_*` aside)."""
     if not pipeline.default_schema_name:
         return set()
     schema = pipeline.default_schema
     return {f"{table}.{column}" for table in schema.data_table_names()
-            for column in schema.get_table_columns(table) if "__v_" in column}
+            for column in schema.get_table_columns(table) if not column.startswith("_dlt_")}
+
+
+def _drift(pipeline: dlt.Pipeline, info: LoadInfo, before: set[str]) -> list[str]:
+    """Type drift in this run's loads: per variant column (a value arrived with another type
+    than its column's, and dlt kept it beside the column, the column NULL, rather than lose or
+    coerce it), the rows this run loaded with such a value. Counted in the destination, so
+    every run that receives drifted values says so, not only the one that created the column."""
+    variants: dict[str, list[str]] = {}
+    for name in sorted(_columns(pipeline)):
+        if "__v_" in name:
+            table, column = name.split(".", 1)
+            variants.setdefault(table, []).append(column)
+    if not variants or not info.loads_ids:
+        return []
+    loads = ", ".join(f"'{load_id}'" for load_id in info.loads_ids)
+    found: list[str] = []
+    with pipeline.sql_client() as client:
+        for table, columns in variants.items():
+            counts = ", ".join(f"sum(CASE WHEN {client.escape_column_name(column)} IS NOT NULL "
+                               "THEN 1 ELSE 0 END)" for column in columns)
+            rows = client.execute_sql(
+                f"SELECT {counts} FROM {client.make_qualified_table_name(table)} "
+                f"WHERE _dlt_load_id IN ({loads})") or []
+            for column, count in zip(columns, rows[0] if rows else ()):
+                name = f"{table}.{column}"
+                if count or name not in before:
+                    found.append(f"{name}: {int(count or 0)} rows loaded with a value of "
+                                 f"another type, kept there ({column.split('__v_')[0]} NULL)")
+    return found

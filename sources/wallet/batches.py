@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.data_types import coerce_value, py_type_to_sc_type
 
 from sources.wallet.columns import column_name
 
@@ -95,6 +96,35 @@ def convert(values: list[Any], column: Mapping[str, Any]) -> pa.Array | None:
         return array if array.type == target else pc.cast(array, target)
     except _CONVERSION_ERRORS:
         return None
+
+
+# Columns any value fits (dlt writes a number or a flag into text as its text).
+_UNTYPED_KINDS = frozenset({"text", "json"})
+
+
+def untyped(rows: Rows, hints: Columns) -> dict[str, set[int]]:
+    """Pinned columns whose value in some rows dlt cannot coerce to the column's type (it
+    keeps such a value in a variant column and leaves the column NULL), with those rows'
+    positions. Arrow tells at C speed that a column fits; only a column it rejects is
+    checked value by value, with dlt's own coercion, so the answer is dlt's."""
+    found: dict[str, set[int]] = {}
+    wires = {wire: column_name(wire) for wire in set().union(*rows)} if rows else {}
+    for wire, name in wires.items():
+        column = hints.get(name)
+        if column is None or column.get("data_type") in _UNTYPED_KINDS:
+            continue
+        values = [row.get(wire) for row in rows]
+        if convert(values, column) is not None:
+            continue
+        kind = column["data_type"]
+        for position, value in enumerate(values):
+            if value is None:
+                continue
+            try:
+                coerce_value(kind, py_type_to_sc_type(type(value)), value)
+            except (ValueError, TypeError, ArithmeticError):
+                found.setdefault(name, set()).add(position)
+    return found
 
 
 class _Ambiguous(Exception):

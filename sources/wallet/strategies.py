@@ -18,8 +18,10 @@ import pendulum
 from pendulum import DateTime
 
 from sources.wallet import windows
+from sources.wallet.batches import untyped
 from sources.wallet.catalog import Entry, Strategy, entries_by_name
 from sources.wallet.client import RouteFailed, WalletClient
+from sources.wallet.columns import column_hints
 from sources.wallet.paging import pages
 from sources.wallet.windows import Span
 
@@ -225,7 +227,12 @@ class Runner:
         stamped before they became visible (a write committing late, the API's hosts' clocks
         disagreeing). Rows between that point and the newest value are remembered in `seen`
         with the value loaded, so a rerun without changes loads none of them again. The
-        server's clock, not ours: their difference would move the point by as much."""
+        server's clock, not ours: their difference would move the point by as much.
+
+        A row with a value its pinned column cannot take (dlt keeps it in a variant column
+        and leaves the column NULL, e.g. a number that arrives as text) is remembered in
+        `untyped` and loaded again every run, whatever its cursor, until its values fit: the
+        cursor moves on for the rest, and the row is repaired once the API sends it right."""
         field_name = self.entry.cursor
         assert field_name is not None
         stored = self.state.get("cursor")
@@ -234,6 +241,9 @@ class Runner:
         seen: dict[str, Any] = self.state.get("seen") or {
             key: stored for key in self.state.get("boundary_ids", ())}
         loaded = {key: _instant(value) for key, value in seen.items()}
+        retry = set(self.state.get("untyped", ()))
+        hints = column_hints(self.entry)
+        still_untyped: set[str] = set()
         began: list[float | None] = []
         values: dict[str, tuple[float, str]] = {}  # every row's, for the next `seen`
         newest: float | None = None
@@ -246,12 +256,19 @@ class Runner:
                     kept.append(row)  # no cursor value: always loaded, merge dedupes
                     continue
                 key = str(row.get("id"))
-                if floor is None or (value >= floor and loaded.get(key) != value):
+                if floor is None or key in retry or (
+                        value >= floor and loaded.get(key) != value):
                     kept.append(row)
                 values[key] = (value, str(raw))
                 newest = value if newest is None else max(newest, value)
             if kept:
+                for positions in untyped(kept, hints).values():
+                    still_untyped.update(str(kept[p].get("id")) for p in positions)
                 yield kept
+        if still_untyped:
+            self.state["untyped"] = sorted(still_untyped)
+        else:
+            self.state.pop("untyped", None)
         if newest is None:
             return
         server_now = began[0] if began and began[0] is not None else time.time()

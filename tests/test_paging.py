@@ -12,7 +12,7 @@ import sandbox.routes
 from pipelines.pipeline import PartialLoad, run
 from sandbox.routes import Responder
 from sandbox.server import Sandbox
-from sources.wallet import wallet_source
+from sources.wallet import spec, wallet_source
 from sources.wallet.catalog import entries_by_name
 from sources.wallet.client import WalletClient
 from sources.wallet.paging import pages
@@ -88,3 +88,24 @@ def test_a_short_page_before_the_total_fails_the_route_naming_it_and_the_page_si
 def test_a_page_size_below_one_is_rejected_naming_the_argument(size: int) -> None:
     with pytest.raises(ValueError, match=f"page_size .*got {size}"):
         wallet_source(api_key="key", base_url="http://127.0.0.1:9", page_size=size)
+
+
+def test_the_reference_declares_no_maximum_for_any_page_size() -> None:
+    """Paging follows a server's cap as it finds it (above); a maximum the reference declared
+    would have to be sent as the page size instead. None is declared today: if a new version
+    of the reference declares one, this fails, so that it is respected."""
+    document = spec.document()
+    declared: dict[str, Any] = {}
+    for path, methods in document["paths"].items():
+        for method, op in methods.items():
+            if not isinstance(op, dict):
+                continue
+            schemas = {p["name"]: p.get("schema", {}) for p in op.get("parameters", [])}
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            schemas.update(spec.resolve(body.get("schema", {})).get("properties", {}))
+            for name, schema in schemas.items():
+                if name.lower() == "pagesize" and "maximum" in spec.resolve(schema):
+                    declared[f"{method.upper()} {path}"] = spec.resolve(schema)["maximum"]
+    paged = [op for op in spec.operations().values() if op.page_params]
+    assert len(paged) >= 17  # the check sees the paged routes
+    assert declared == {}

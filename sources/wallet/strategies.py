@@ -153,6 +153,14 @@ def _window_params(entry: Entry, span: Span) -> dict[str, Any]:
     return {start: windows.wire(span.start), end: windows.wire(span.end)}
 
 
+def _days_timezone(entry: Entry, settings: Settings) -> str:
+    """The timezone a by-date route's days are in: the one it is sent (the entry's own, else
+    the `timezone` setting, as `Extraction.fetch` sends it); UTC where it takes none."""
+    if "timezone" not in entry.operation.query_params:
+        return "UTC"
+    return str(entry.params.get("timezone", settings.timezone))
+
+
 def _record_key_check(entry: Entry, rows: Rows) -> None:
     for key in entry.primary_key:
         for position, row in enumerate(rows):
@@ -239,11 +247,17 @@ class Runner:
             self._advance(span.end)
 
     def daily(self) -> Iterator[Rows]:
-        for span in windows.steps(self._span(self.settings.analytics_lookback_days),
-                                  self.settings.window_step_days):
-            for page in self._fetch(_window_params(self.entry, span)):
+        """Windows of whole days in the route's timezone: rows merge on `date`, so a day split
+        across two windows would keep only one half. The state keeps the midnight that starts
+        the last day read, so the current day (read whole so far) is read again next run, and
+        the lookback also starts at a midnight."""
+        tz = _days_timezone(self.entry, self.settings)
+        span = windows.whole_days(self._span(self.settings.analytics_lookback_days), tz,
+                                  self.ctx.now)
+        for step in windows.day_steps(span, self.settings.window_step_days, tz):
+            for page in self._fetch(_window_params(self.entry, step)):
                 yield [row for row in page if row.get("date") is not None]
-            self._advance(span.end)
+            self._advance(windows.day_start(step.end, tz))
 
     def per_window(self) -> Iterator[Rows]:
         backfill = self.ctx.now.subtract(days=self.settings.series_backfill_days)

@@ -19,6 +19,7 @@ from pendulum import DateTime
 from sources.wallet import windows
 from sources.wallet.catalog import Entry, Strategy, entries_by_name
 from sources.wallet.client import RouteFailed, WalletClient
+from sources.wallet.columns import LEFT_FILTER
 from sources.wallet.paging import pages
 from sources.wallet.windows import Span
 
@@ -183,6 +184,7 @@ class Runner:
             Strategy.SNAPSHOT: self.snapshot,
             Strategy.CURSOR: self.cursor,
             Strategy.WINDOW: self.window,
+            Strategy.FILTERED: self.filtered,
             Strategy.DAILY: self.daily,
             Strategy.PER_WINDOW: self.per_window,
             Strategy.COUNT: self.count,
@@ -239,6 +241,21 @@ class Runner:
         if top is not None:
             self.state["cursor"] = top[1]
             self.state["boundary_ids"] = sorted(top_ids)
+
+    def filtered(self) -> Iterator[Rows]:
+        """A list the server filters (e.g. a campaign's redeemed vouchers), read whole every
+        run: every row is refreshed, and a key it answered last run but not now left the
+        filter, so it is yielded as a marker that deletes its row (dlt's hard delete). The
+        keys are kept only once the whole list was read: a failed read deletes nothing."""
+        (key,) = self.entry.primary_key
+        keys: set[str] = set()
+        for page in self._fetch():
+            keys.update(str(row[key]) for row in page)
+            yield page
+        left = set(self.state.get("keys", ())) - keys
+        if left:
+            yield [{key: value, LEFT_FILTER: True} for value in sorted(left)]
+        self.state["keys"] = sorted(keys)
 
     def window(self) -> Iterator[Rows]:
         for span in windows.steps(self._span(self.settings.lookback_days),

@@ -15,11 +15,18 @@ from sandbox.faults import Fault, FaultKind
 from sandbox.server import Sandbox
 from sources.wallet.catalog import ENTRIES, Strategy, entries_by_name
 from tests.conftest import new_pipeline, query, source_args
+from tests.test_bigquery import (  # noqa: F401 (fixtures)
+    bigquery_credentials,
+    bigquery_emulator,
+    bigquery_env,
+)
 from tests.test_destinations import postgres_credentials  # noqa: F401 (a fixture)
 from tests.truth import record_ids
 
 REDEEMED = entries_by_name()["static_voucher_campaign_redeemed_vouchers"]
 TIER_COUNTS = entries_by_name()["membership_tier_member_counts"]
+# The fixture that makes each destination other than DuckDB reachable (or skips the case).
+DESTINATION_FIXTURES = {"postgres": "postgres_credentials", "bigquery": "bigquery_env"}
 
 
 def _redeemed_truth(box: Sandbox) -> set[tuple[str, str]]:
@@ -59,18 +66,18 @@ def test_every_filtered_route_is_read_whole_and_derived_counts_have_no_cursor() 
     assert TIER_COUNTS.strategy is Strategy.SNAPSHOT
 
 
-@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+@pytest.mark.parametrize("destination", ["duckdb", "postgres", "bigquery"])
 def test_filtered_list_and_derived_counts_follow_the_records(
         sandbox: Sandbox, tmp_path: Path, destination: str,
         request: pytest.FixtureRequest) -> None:
-    """On both SQL destinations: the hard delete is the destination's merge SQL."""
-    if destination == "postgres":
-        request.getfixturevalue("postgres_credentials")
-        pipeline = make_pipeline("postgres", dataset_name=f"wallet_test_{uuid.uuid4().hex[:8]}",
+    """On every destination: the hard delete is the destination's own merge SQL."""
+    if destination == "duckdb":
+        pipeline = new_pipeline(tmp_path)
+    else:
+        request.getfixturevalue(DESTINATION_FIXTURES[destination])
+        pipeline = make_pipeline(destination, dataset_name=f"wallet_test_{uuid.uuid4().hex[:8]}",
                                  pipelines_dir=str(tmp_path / "pipelines"))
         request.addfinalizer(lambda: _drop(pipeline))
-    else:
-        pipeline = new_pipeline(tmp_path)
     args = source_args(sandbox, resources=[REDEEMED.name, TIER_COUNTS.name])
     run(pipeline, **args)
     assert _redeemed_table(pipeline) == _redeemed_truth(sandbox)

@@ -122,3 +122,31 @@ def test_the_current_day_is_read_whole_and_again_next_run_without_lookback(
         assert table == expected(world, entry, timezone)
         world.advance(minutes=ADVANCE_MINUTES, create=5, entities=[entry.entity])
     client.close()
+
+
+def test_a_bounded_backfill_reads_whole_days(box: Sandbox) -> None:
+    """A backfill between two mid-day instants would write two partial days over whole ones:
+    it is widened to the midnights around it."""
+    entry = entries_by_name()["analytics_outbound_sms_count_date_sent"]
+    world = box.world
+    timezone = "America/New_York"
+    start, end = world.now - 40.3 * 86400, world.now - 20.6 * 86400
+    settings = Settings(start_date=windows.parse(iso(start)), timezone=timezone,
+                        bounded=windows.Span(windows.parse(iso(start)), windows.parse(iso(end))))
+    client = WalletClient(box.base_url, box.api_key)
+    ctx = Extraction(client, settings, now=pendulum.from_timestamp(world.now))
+    state: dict[str, Any] = {}
+    rows = [row for page in Runner(ctx, entry, state, None).run() for row in page]
+    client.close()
+    zone = ZoneInfo(timezone)
+    first = datetime.fromtimestamp(start, zone).date().isoformat()
+    last = datetime.fromtimestamp(end, zone).date().isoformat()
+    truth = {day: n for day, n in expected(world, entry, timezone).items()
+             if first <= day <= last}
+    assert {row["date"]: row["count"] for row in rows} == truth
+    assert state == {}  # a bounded run leaves the stored window alone
+
+
+def test_an_unknown_timezone_stops_the_run_before_any_request() -> None:
+    with pytest.raises(ValueError, match="IANA time zone"):
+        Settings(start_date=pendulum.now("UTC"), timezone="Mars/Olympus_Mons")

@@ -44,6 +44,15 @@ class Settings:
     # A bounded backfill: windows cover exactly [start, end) and state is left alone.
     bounded: Span | None = None
 
+    def __post_init__(self) -> None:
+        # By-date analytics count days in it: a name no calendar knows must stop the run here,
+        # not in the middle of a resource.
+        try:
+            pendulum.timezone(self.timezone)
+        except ValueError:  # pendulum's InvalidTimezone is one
+            raise ValueError(f"timezone must be an IANA time zone name such as "
+                             f"'America/New_York', got {self.timezone!r}") from None
+
 
 @dataclass
 class Extraction:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -43,7 +44,9 @@ ASSUMPTIONS: tuple[str, ...] = (
      "of the resource's named schema, or of a generic record {id, merchantID, createdAt, "
      "updatedAt, isActive, name, description, status[, amount]} where none is named."),
     ("By-date analytics return [{date: 'YYYY-MM-DD', count|amount}] (typed ones use the field "
-     "their schema names, e.g. points), one element per UTC day with data in the window."),
+     "their schema names, e.g. points), one element per day with data in the window: days "
+     "of the request's `timezone` (an IANA name; 422 if unknown) where the route takes one, "
+     "UTC days where it takes none."),
     "By-dimension analytics return [{<dimension>: value, count|amount}] over the window.",
     ("Scalar windowed analytics and counts return {count} or {amount}; reach statistics return "
      "ReachPerformanceStats computed from outbound SMS in the window."),
@@ -436,13 +439,28 @@ class Responder:
         name, values = self._values(indices)
         typed = self.op.record_schema().get("properties", {})
         name = next((f for f in typed if f != "date"), name)
-        days = np.floor(self.entity.created[indices] / DAY).astype(np.int64)
-        if not len(days):
+        created = self.entity.created[indices]
+        if not len(created):
             return []
-        first = int(days.min())
-        sums = np.bincount(days - first, weights=values, minlength=1)
-        return [{"date": datetime.fromtimestamp((first + k) * DAY, UTC).strftime("%Y-%m-%d"),
-                 name: int(total)} for k, total in enumerate(sums.tolist()) if total]
+        zone = self.zone()
+        first = datetime.fromtimestamp(float(created.min()), zone).date()
+        last = datetime.fromtimestamp(float(created.max()), zone).date()
+        dates = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+        # Local midnights as instants: days are 23 or 25 hours long across a DST change.
+        starts = np.array([datetime.combine(d, time(), zone).timestamp() for d in dates])
+        sums = np.bincount(np.searchsorted(starts, created, side="right") - 1,
+                           weights=values, minlength=len(dates))
+        return [{"date": day.isoformat(), name: int(total)}
+                for day, total in zip(dates, sums.tolist()) if total]
+
+    def zone(self) -> ZoneInfo:
+        """The timezone by-date answers count days in: the request's `timezone` on routes
+        that take one, else UTC."""
+        name = self.request.get("timezone") if "timezone" in self.op.query_params else None
+        try:
+            return ZoneInfo(name or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ApiError(422, "FalsumError", f"unknown timezone {name!r}") from None
 
 
 def _typed_object(op: spec.Operation) -> bool:

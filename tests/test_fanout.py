@@ -110,3 +110,7 @@ def test_a_pass_fetches_what_earlier_runs_left_then_starts_again_over_every_pare
         third.done(key)
     fourth = ParentPass(state, slices)
     assert fourth.pending == list("abcde") and fourth.number == third.number + 1
+    for key in fourth.pending:
+        fourth.done(key)
+    slices["f"] = {}  # new after a complete pass: the next pass covers every parent
+    assert ParentPass(state, slices).pending == list("abcdef")

@@ -162,21 +162,31 @@ def fan_out(parents: Sequence[P], produce: Callable[[P], Iterator[T]], workers: 
 class ParentPass(Generic[P]):
     """One full pass over a child's parents, spread over as many runs as it takes.
 
-    `state["pass"]` numbers the current pass and each parent's slice of state remembers the
-    pass it last completed in (`"pass"`). A run fetches the parents not yet completed in the
-    current pass; once none is left, the next run starts a new pass over all of them. Only
-    for children that merge: their completed parents' rows are already in the table, whereas
-    a `replace` or `append` table needs every parent in every run.
+    `state["pass"]` numbers the current pass, `state["pass_open"]` says a run left it
+    unfinished, and each parent's slice of state remembers the pass it last completed in
+    (`"pass"`). After an unfinished pass a run fetches only the parents the pass still lacks
+    (a parent that appeared meanwhile included); otherwise it starts a new pass over every
+    parent, so a new parent alone never makes a run skip the others. Only for children that
+    merge: their completed parents' rows are already in the table, whereas a `replace` or
+    `append` table needs every parent in every run.
     """
 
     def __init__(self, state: dict[str, Any], slices: dict[P, dict[str, Any]]) -> None:
+        self.state, self.slices = state, slices
         self.number = int(state.get("pass", 0))
-        self.slices = slices
-        self.pending = [key for key, part in slices.items() if part.get("pass") != self.number]
-        if slices and not self.pending:
+        self.pending: list[P] = []
+        if state.get("pass_open"):
+            self.pending = [key for key, part in slices.items()
+                            if part.get("pass") != self.number]
+        if not self.pending:
             self.number += 1
             self.pending = list(slices)
+        self._left = set(self.pending)
         state["pass"] = self.number
+        state["pass_open"] = bool(self._left)
 
     def done(self, parent: P) -> None:
         self.slices[parent]["pass"] = self.number
+        self._left.discard(parent)
+        if not self._left:
+            self.state["pass_open"] = False

@@ -133,7 +133,7 @@ class RequestBudget:
             if 200 <= status < 300 and 0 < self.rate < self.cap:
                 self.rate = min(self.cap, self.rate + self._step / self.rate)
 
-    def achieved(self, now: float) -> float:
+    def _achieved(self, now: float) -> float:
         """Answers per second over the last WINDOW seconds (or since the first request)."""
         while self._answers and self._answers[0] < now - self.WINDOW:
             self._answers.popleft()
@@ -142,7 +142,7 @@ class RequestBudget:
 
     def _cut(self, now: float) -> None:
         current = self.rate if self.rate > 0 else math.inf
-        self.rate = min(self.cap, max(self._floor, min(current, self.achieved(now)) / 2))
+        self.rate = min(self.cap, max(self._floor, min(current, self._achieved(now)) / 2))
         # Back to the old rate in about ten seconds of successes, whatever its size.
         self._step = max(self._floor, self.rate / 10)
         self._cut_at = self._sent

@@ -12,6 +12,13 @@ A final run without faults closes the soak. All traffic stays on 127.0.0.1.
 
 Prints `name: value` lines at the end; exits 1 on any mismatch or any run that failed with
 something other than PartialLoad. Not part of the test suite (tests/ only).
+
+    python -m scripts.soak --convergence --minutes 3 --scale 5000 [--rate-limit 30]
+
+runs issue 11 item 4's mix instead (20% 503s, 5% resets, 2% timeouts, a server rate limit
+the connector is not told about) on every run, with default settings, over a subset with
+fan-out children; each cycle changes the world, then runs until a run is complete (at most 3),
+printing per run the rows missing, duplicated or stale against the truth.
 """
 
 from __future__ import annotations
@@ -94,7 +101,8 @@ def _stamp(value: Any) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def compare(box: Sandbox, pipeline: Any) -> tuple[list[str], int]:
+def compare(box: Sandbox, pipeline: Any,
+            resources: list[str] = RESOURCES) -> tuple[list[str], int]:
     """(mismatches, stale rows of window tables) of the warehouse against the sandbox.
 
     Mismatches: an id missing, extra or duplicated in any table; for client-cursor tables also
@@ -106,7 +114,7 @@ def compare(box: Sandbox, pipeline: Any) -> tuple[list[str], int]:
     world = box.world
     schema_tables = set(pipeline.default_schema.data_table_names())
     with pipeline.sql_client() as client:
-        for name in RESOURCES:
+        for name in resources:
             entry = ENTRIES[name]
             expected = record_ids(box, entry)
             rows = []
@@ -133,6 +141,92 @@ def compare(box: Sandbox, pipeline: Any) -> tuple[list[str], int]:
     return problems, stale_window
 
 
+# --convergence: issue 11 item 4's mix, the same in every run, against default settings.
+CONVERGENCE = ["members", "member_points_histories", "phone_numbers",
+               "phone_number_outbound_sms", "performance_ticket_pages"]
+MAX_RUNS_TO_CONVERGE = 3
+
+
+def convergence_faults(seed: int, rate_limit: float) -> FaultPlan:
+    """20% 503s, 5% resets, 2% timeouts (held 5 s, then closed) and a server rate limit."""
+    return FaultPlan(seed, [Fault(FaultKind.ERROR_503, probability=0.2),
+                            Fault(FaultKind.RESET, probability=0.05),
+                            Fault(FaultKind.TIMEOUT, probability=0.02)], rate_limit)
+
+
+def soak_convergence(args: argparse.Namespace) -> int:
+    """Cycles of: change the world, then run until a run loads everything (a scheduler
+    retrying at once), never changing the world in between, so that the warehouse must then
+    equal the truth. Prints per run the missing/duplicated/stale rows; fails when a cycle
+    needs more than MAX_RUNS_TO_CONVERGE runs or a complete run does not equal the truth."""
+    started = time.monotonic()
+    deadline = started + args.minutes * 60
+    rng = random.Random(args.seed)
+    box = Sandbox(World(seed=args.seed, scale=args.scale))
+    box.start(host="127.0.0.1")
+    box.faults = convergence_faults(args.seed, args.rate_limit)
+    world = box.world
+    # Default settings: only the subset and the start of the world's history are given.
+    source_args = {"api_key": box.api_key, "base_url": box.base_url,
+                   "start_date": iso(world.now - world.history_days * 86400),
+                   "resources": CONVERGENCE}
+    totals = {"cycles": 0, "runs": 0, "partial_runs": 0, "failed_runs": 0, "unconverged": 0,
+              "mismatches": 0, "requests": 0, "answers_429": 0, "answers": 0}
+    most_runs = 0
+    with tempfile.TemporaryDirectory(prefix="wallet-soak-") as tmp:
+        work = Path(tmp)
+        pipeline = make_pipeline("duckdb", duckdb_path=str(work / "soak.duckdb"),
+                                 pipelines_dir=str(work / "pipelines"))
+        try:
+            while totals["cycles"] == 0 or time.monotonic() < deadline:
+                totals["cycles"] += 1
+                changes = advance(box, rng) if totals["cycles"] > 1 else "first load"
+                for attempt in range(1, MAX_RUNS_TO_CONVERGE + 1):
+                    label = f"cycle {totals['cycles']} run {attempt}"
+                    box.reset_stats()
+                    run_started = time.monotonic()
+                    totals["runs"] += 1
+                    complete = False
+                    try:
+                        summary = run(pipeline, **source_args)
+                        complete = True
+                    except PartialLoad as partial:
+                        summary = partial.summary
+                        totals["partial_runs"] += 1
+                    except Exception as err:  # noqa: BLE001 (a connector problem: reported)
+                        totals["failed_runs"] += 1
+                        log(f"{label}: FAILED {type(err).__name__}: {str(err)[:300]}")
+                        break
+                    statuses = list(box.stats()["routes"].values())
+                    answers = sum(n for route in statuses for n in route.values())
+                    throttled = sum(route.get("429", 0) for route in statuses)
+                    totals["answers"] += answers
+                    totals["answers_429"] += throttled
+                    totals["requests"] += summary.requests
+                    problems, _ = compare(box, pipeline, CONVERGENCE)
+                    log(f"{label} ({changes}): {'complete' if complete else 'PARTIAL'} in "
+                        f"{time.monotonic() - run_started:.1f} s, {summary.requests} requests, "
+                        f"{summary.retries} retried, {throttled} of {answers} answers 429; "
+                        f"{'; '.join(problems) or 'equal to truth'}"
+                        + (f"; failed: {', '.join(sorted(summary.failures))}"
+                           if summary.failures else ""))
+                    if complete:
+                        totals["mismatches"] += len(problems)
+                        most_runs = max(most_runs, attempt)
+                        break
+                else:
+                    totals["unconverged"] += 1
+                    most_runs = MAX_RUNS_TO_CONVERGE + 1
+        finally:
+            box.stop()
+    lines = {**totals, "most_runs_to_converge": most_runs,
+             "share_429": f"{totals['answers_429'] / max(1, totals['answers']):.3f}",
+             "seconds": f"{time.monotonic() - started:.1f}"}
+    for name, value in lines.items():
+        print(f"{name}: {value}")
+    return 1 if totals["mismatches"] or totals["failed_runs"] or totals["unconverged"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,7 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=5000, help="world scale (default 5000)")
     parser.add_argument("--seed", type=int, default=1, help="world and fault seed (default 1)")
     parser.add_argument("--page-size", type=int, default=200, help="connector page size")
+    parser.add_argument("--convergence", action="store_true",
+                        help="instead: issue 11 item 4's fault mix on every run, default "
+                             "settings; every cycle must converge within "
+                             f"{MAX_RUNS_TO_CONVERGE} runs")
+    parser.add_argument("--rate-limit", type=float, default=30.0,
+                        help="server requests/s for --convergence (default 30)")
     args = parser.parse_args(argv)
+    if args.convergence:
+        return soak_convergence(args)
 
     started = time.monotonic()
     deadline = started + args.minutes * 60

@@ -15,7 +15,7 @@ from dlt.sources import DltResource
 from sources.wallet.batches import Batches, PageTables, quiet_hinted_json_notice
 from sources.wallet.catalog import ENTRIES, Entry
 from sources.wallet.columns import column_hints, column_name, timestamp_fields
-from sources.wallet.fanout import fan_out
+from sources.wallet.fanout import ParentPass, fan_out
 from sources.wallet.privacy import PrivacyPolicy
 from sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
 from sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
@@ -90,7 +90,13 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
                 yield ctx.counted(entry.name,
                                   privacy.apply(_decorate(entry, page, parent, ctx.now)))
 
-        for rows in fan_out(parents, produce, ctx.settings.parent_concurrency):
+        pending: Sequence[str | None] = parents
+        done = None
+        if entry.parent and entry.write_disposition == "merge" and not ctx.settings.bounded:
+            # Parents completed by an earlier run of this pass are not fetched again.
+            full_pass = ParentPass(state, slices)
+            pending, done = full_pass.pending, full_pass.done
+        for rows in fan_out(pending, produce, ctx.settings.parent_concurrency, done=done):
             yield from batches.add(rows)
     except RouteFailed as err:
         ctx.failed(entry.name, str(err))

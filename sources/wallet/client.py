@@ -4,6 +4,7 @@ request budget, and turning every failure into an error that names the route."""
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import threading
 import time
@@ -70,40 +71,82 @@ class FairSlots:
 class RequestBudget:
     """One budget for the whole run: at most `rate` requests/s and `concurrency` in flight.
 
-    A 429 halves the rate for a while; successes bring it back step by step, so the
-    connector settles just under the merchant's quota instead of hammering it.
+    The rate follows AIMD, as TCP does: a 429 cuts it to half of what the server was actually
+    accepting (answers other than 429 over the last few seconds), and every success adds back a
+    little, `step` requests/s per second of successes, never above the configured cap. With no
+    configured rate (0) requests go as fast as `concurrency` allows until the first 429, which
+    makes the budget adopt a rate of its own: without that, a rate-limited run only retries
+    into the limit and its parents run out of attempts. Only 429s count as a signal: a steady
+    share of 5xx or resets does not shrink by sending slower, and `Retry-After` is honoured by
+    the retry loop anyway.
     """
 
-    def __init__(self, rate: float, concurrency: int) -> None:
-        self.max_rate = rate
-        self.rate = rate
+    MIN_RATE = 1.0  # requests/s: a floor, or a burst of 429s could stall the run
+    WINDOW = 5.0  # seconds of answers the achieved rate is measured over
+
+    def __init__(self, rate: float, concurrency: int, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.cap = rate if rate > 0 else math.inf
+        self.rate = max(0.0, rate)  # 0: not paced (yet)
+        self._floor = min(self.MIN_RATE, self.cap)
+        self._step = self._floor
         self._slots = FairSlots(max(1, concurrency))
         self._lock = threading.Lock()
-        self._next = time.monotonic()
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._sent = 0
+        # Tickets below this were sent before the last cut: their 429s are old news.
+        self._cut_at = 0
+        self._first: float | None = None
+        self._answers: deque[float] = deque()
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
+        """Wait for a slot and the rate; returns the request's ticket for `answered`."""
         self._slots.acquire()
-        if self.rate <= 0:
-            return
         with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + 1.0 / self.rate
+            now = self._clock()
+            if self._first is None:
+                self._first = now
+            ticket = self._sent
+            self._sent += 1
+            start = now
+            if self.rate > 0:
+                start = max(now, self._next)
+                self._next = start + 1.0 / self.rate
         if start > now:
-            time.sleep(start - now)
+            self._sleep(start - now)
+        return ticket
 
     def release(self) -> None:
         self._slots.release()
 
-    def throttled(self) -> None:
+    def answered(self, ticket: int, status: int) -> None:
+        """Adapt the rate to one answer (a status; not called when no answer came)."""
         with self._lock:
-            if self.rate > 0:
-                self.rate = max(self.max_rate / 16, self.rate / 2)
+            now = self._clock()
+            if status == 429:
+                if ticket >= self._cut_at:
+                    self._cut(now)
+                return
+            self._answers.append(now)
+            if 200 <= status < 300 and 0 < self.rate < self.cap:
+                self.rate = min(self.cap, self.rate + self._step / self.rate)
 
-    def succeeded(self) -> None:
-        if self.rate and self.rate < self.max_rate:
-            with self._lock:
-                self.rate = min(self.max_rate, self.rate * 1.05)
+    def _achieved(self, now: float) -> float:
+        """Answers per second over the last WINDOW seconds (or since the first request)."""
+        while self._answers and self._answers[0] < now - self.WINDOW:
+            self._answers.popleft()
+        span = min(self.WINDOW, now - (self._first if self._first is not None else now))
+        return len(self._answers) / span if span > 0 else 0.0
+
+    def _cut(self, now: float) -> None:
+        current = self.rate if self.rate > 0 else math.inf
+        self.rate = min(self.cap, max(self._floor, min(current, self._achieved(now)) / 2))
+        # Back to the old rate in about ten seconds of successes, whatever its size.
+        self._step = max(self._floor, self.rate / 10)
+        self._cut_at = self._sent
+        self._next = max(self._next, now)
 
 
 def server_time(response: httpx.Response) -> float | None:
@@ -165,7 +208,7 @@ class WalletClient:
         route = f"{method} {path}"
         waited = 0.0
         for attempt in range(1, self.retry.max_attempts + 1):
-            self.budget.acquire()
+            ticket = self.budget.acquire()
             try:
                 response = self._http.request(method, path, params=params,
                                               content=orjson.dumps(body) if body else None,
@@ -182,19 +225,17 @@ class WalletClient:
                 self.budget.release()
             self._count(attempt > 1)
             if response is not None:
+                self.budget.answered(ticket, status)
                 if status in (401, 403):
                     raise AuthRejected(
                         f"the Wallet API rejected the API key ({status}) on {route}: check "
                         f"WALLET_API_KEY or {self.key_location} in .dlt/secrets.toml")
                 if status == 200 or status == 201:
-                    self.budget.succeeded()
                     if on_time is not None:
                         on_time(server_time(response))
                     return decode(response, route)
                 if status not in RETRY_STATUSES:
                     raise RouteFailed(f"{route} answered {status}: {_snippet(response)}")
-                if status == 429:
-                    self.budget.throttled()
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 problem = f"status {status}"
             if attempt == self.retry.max_attempts:

@@ -15,9 +15,8 @@ from dlt.common.runtime.collector import LogCollector
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.lock import exclusive_run
-from sources.wallet import wallet_source
+from sources.wallet import RunReport, wallet_source
 from sources.wallet.client import WalletError
-from sources.wallet.strategies import Extraction
 
 PIPELINE_NAME = "wallet"
 DEFAULT_DATASET = "wallet_data"
@@ -42,9 +41,12 @@ class RunSummary:
     load_info: LoadInfo | None = None
     failures: dict[str, str] = field(default_factory=dict)
     drift: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)  # packages an interrupted run left
 
     def lines(self) -> list[str]:
-        out = [f"{table}: {count} rows" for table, count in sorted(self.rows.items())]
+        out = [f"finished loading {len(self.resumed)} package(s) that an interrupted run left "
+               f"({', '.join(self.resumed)}), then ran this load"] if self.resumed else []
+        out += [f"{table}: {count} rows" for table, count in sorted(self.rows.items())]
         out.append(f"{sum(self.rows.values())} rows in {len(self.rows)} tables "
                    f"({sum(self.arrow_rows.values())} as Arrow tables, the rest as rows); "
                    f"{self.requests} requests ({self.retries} retried); {self.seconds:.1f} s")
@@ -118,34 +120,46 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
 
 
 def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
-    """Extract, normalize and load; returns what was loaded and what it cost."""
+    """Extract, normalize and load; returns what was loaded and what it cost. A package that
+    an interrupted run left behind is loaded first, then this run extracts as usual (dlt's
+    `run` would only finish the old package)."""
     adopt_friendly_key()
     started = time.monotonic()
     before = _variant_columns(pipeline)
-    runs: list[Extraction] = []
     destination = pipeline.destination.destination_name if pipeline.destination else "duckdb"
     if destination in ROWS_ONLY:
         source_args = {**source_args, "arrow": False}
-    source = wallet_source(observe=runs.append, **source_args)
-    try:
-        with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
-            info = pipeline.run(source,
-                                loader_file_format=FILE_FORMATS.get(destination, "parquet"))
-    finally:
-        for ctx in runs:
-            ctx.client.close()
-    summary = RunSummary(load_info=info)
-    for ctx in runs:
-        # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
-        summary.rows = {table: n for table, n in ctx.rows.items() if n}
-        summary.arrow_rows = dict(ctx.arrow_rows)
-        summary.requests, summary.retries = ctx.client.requests_made, ctx.client.retries
-        summary.failures = dict(ctx.failures)
+    arrow_with_dlt_ids()
+    report = RunReport()
+    source = wallet_source(report=report, on_route_failure="skip", **source_args)
+    resumed: list[str] = []
+    with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
+        if pipeline.has_pending_data:
+            resumed = [*pipeline.list_extracted_load_packages(),
+                       *pipeline.list_normalized_load_packages()]
+            pipeline.run()  # normalizes and loads what is pending, extracts nothing
+        info = pipeline.run(source, loader_file_format=FILE_FORMATS.get(destination, "parquet"))
+    summary = RunSummary(load_info=info, resumed=resumed)
+    # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
+    summary.rows = {table: n for table, n in report.rows.items() if n}
+    summary.arrow_rows = dict(report.arrow_rows)
+    summary.requests, summary.retries = report.requests, report.retries
+    summary.failures = dict(report.failures)
     summary.drift = sorted(_variant_columns(pipeline) - before)
     summary.seconds = time.monotonic() - started
     if summary.failures:
         raise PartialLoad(summary)
     return summary
+
+
+def arrow_with_dlt_ids() -> None:
+    """Arrow pages get dlt's load id and row id, as rows do (a table that receives both kinds
+    would break its NOT NULL columns otherwise): set for the runs of this process, which are
+    the wallet pipelines; an explicit setting in config or env still wins."""
+    for key in ("add_dlt_load_id", "add_dlt_id"):
+        env = f"NORMALIZE__PARQUET_NORMALIZER__{key.upper()}"
+        if env not in os.environ:
+            dlt.config[f"normalize.parquet_normalizer.{key}"] = True
 
 
 def _variant_columns(pipeline: dlt.Pipeline) -> set[str]:

@@ -155,7 +155,7 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
 def arrow_with_dlt_ids() -> None:
     """Arrow pages get dlt's load id and row id, as rows do (a table that receives both kinds
     would break its NOT NULL columns otherwise): set for the runs of this process, which are
-    the wallet pipelines; an explicit setting in config or env still wins."""
+    the wallet pipelines; an environment variable for either still wins."""
     for key in ("add_dlt_load_id", "add_dlt_id"):
         env = f"NORMALIZE__PARQUET_NORMALIZER__{key.upper()}"
         if env not in os.environ:

@@ -95,6 +95,22 @@ def test_a_complete_snapshot_replaces_every_row(sandbox: Sandbox, tmp_path: Path
         assert [count for _, count in loads] == [summary.rows[name]], name  # one load only
 
 
+def test_a_snapshot_that_became_empty_empties_its_table(sandbox: Sandbox,
+                                                        tmp_path: Path) -> None:
+    pipeline = new_pipeline(tmp_path)
+    names = ["invoices", "employee_permissions"]
+    args = source_args(sandbox, resources=names)
+    run(pipeline, **args)
+    sandbox.faults.replace([Fault(FaultKind.EMPTY, route=ENTRIES[name].route) for name in names])
+    run(pipeline, **args)
+    for name in names:
+        assert _table(pipeline, name) == [], name
+    sandbox.faults.replace([])
+    summary = run(pipeline, **args)  # and the next complete snapshot fills it again
+    for name in names:
+        assert len(_table(pipeline, name)) == summary.rows[name] > 0, name
+
+
 def _direct(tmp_path: Path) -> dlt.Pipeline:
     return dlt.pipeline("wallet_direct", destination=dlt.destinations.duckdb(
         str(tmp_path / "direct.duckdb")), dataset_name="direct_data",

@@ -41,11 +41,19 @@ class RunSummary:
     load_info: LoadInfo | None = None
     failures: dict[str, str] = field(default_factory=dict)
     drift: list[str] = field(default_factory=list)
-    resumed: list[str] = field(default_factory=list)  # packages an interrupted run left
+    # packages an interrupted run left: loaded before this run's extract, or dropped by dlt
+    resumed: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"finished loading {len(self.resumed)} package(s) that an interrupted run left "
-               f"({', '.join(self.resumed)}), then ran this load"] if self.resumed else []
+        out = []
+        if self.resumed:
+            out.append(f"finished loading {len(self.resumed)} package(s) that an interrupted "
+                       f"run left ({', '.join(self.resumed)}), then ran this load")
+        if self.dropped:
+            out.append(f"dropped {len(self.dropped)} package(s) that an interrupted first run "
+                       f"left before its dataset existed ({', '.join(self.dropped)}); this "
+                       "run loaded from the start")
         out += [f"{table}: {count} rows" for table, count in sorted(self.rows.items())]
         out.append(f"{sum(self.rows.values())} rows in {len(self.rows)} tables "
                    f"({sum(self.arrow_rows.values())} as Arrow tables, the rest as rows); "
@@ -132,14 +140,10 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
     arrow_with_dlt_ids()
     report = RunReport()
     source = wallet_source(report=report, on_route_failure="skip", **source_args)
-    resumed: list[str] = []
     with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
-        if pipeline.has_pending_data:
-            resumed = [*pipeline.list_extracted_load_packages(),
-                       *pipeline.list_normalized_load_packages()]
-            pipeline.run()  # normalizes and loads what is pending, extracts nothing
+        resumed, dropped = _finish_pending(pipeline)
         info = pipeline.run(source, loader_file_format=FILE_FORMATS.get(destination, "parquet"))
-    summary = RunSummary(load_info=info, resumed=resumed)
+    summary = RunSummary(load_info=info, resumed=resumed, dropped=dropped)
     # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
     summary.rows = {table: n for table, n in report.rows.items() if n}
     summary.arrow_rows = dict(report.arrow_rows)
@@ -150,6 +154,19 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
     if summary.failures:
         raise PartialLoad(summary)
     return summary
+
+
+def _finish_pending(pipeline: dlt.Pipeline) -> tuple[list[str], list[str]]:
+    """Load the packages an interrupted run left: (loaded, dropped). dlt drops them, and the
+    state they carry, when the run was killed before its first load created the dataset; the
+    extract that follows then loads everything again."""
+    if not pipeline.has_pending_data:
+        return [], []
+    pending = sorted({*pipeline.list_extracted_load_packages(),
+                      *pipeline.list_normalized_load_packages()})
+    finished = pipeline.run()  # normalizes and loads what is pending, extracts nothing
+    loaded = list(finished.loads_ids) if finished else []
+    return loaded, [load_id for load_id in pending if load_id not in loaded]
 
 
 def arrow_with_dlt_ids() -> None:

@@ -26,7 +26,7 @@ def kill_after_job(table: str, file_format: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         release(job, next_state)
 
-    RunnableLoadJob._release = _release  # type: ignore[method-assign]
+    RunnableLoadJob._release = _release  # type: ignore[method-assign, assignment]
 
 
 if __name__ == "__main__":

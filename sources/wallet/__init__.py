@@ -25,7 +25,7 @@ from sources.wallet.report import ON_ROUTE_FAILURE, OnRouteFailure, ResourceFail
 from sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
 from sources.wallet.windows import Span, parse
 
-__all__ = ["wallet_source", "select_entries", "RunReport", "ResourceFailed"]
+__all__ = ["ResourceFailed", "RunReport", "select_entries", "wallet_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +137,16 @@ def _report_skipped(ctx: Extraction, entry: Entry, failure: ResourceFailed) -> N
         "route": entry.route, "cause": str(failure.cause)}
 
 
-def _write_hints(entry: Entry) -> dict[str, Any]:
-    """dlt's write disposition and keys for the entry. A `replace` snapshot loads as a
-    delete-insert merge on `_wallet_route` (one value per table): a complete snapshot still
-    replaces every row, in one transaction, but a resource that yields nothing (it failed)
-    leaves the table alone, where dlt's replace would truncate it. `_dlt_id` as the key
-    makes a load job that runs twice on resume insert its rows once."""
+def _write_hints(entry: Entry) -> tuple[Any, list[str] | None, str | None]:
+    """dlt's (write disposition, primary key, merge key) for the entry. A `replace` snapshot
+    loads as a delete-insert merge on `_wallet_route` (one value per table): a complete
+    snapshot still replaces every row, in one transaction, but a resource that yields nothing
+    (it failed) leaves the table alone, where dlt's replace would truncate it. `_dlt_id` as
+    the key makes a load job that runs twice on resume insert its rows once."""
     if entry.write_disposition == "replace":
-        return {"write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
-                "merge_key": "_wallet_route", "primary_key": "_dlt_id"}
-    return {"write_disposition": entry.write_disposition,
-            "primary_key": list(entry.primary_key) or None}
+        return ({"disposition": "merge", "strategy": "delete-insert"}, ["_dlt_id"],
+                "_wallet_route")
+    return entry.write_disposition, list(entry.primary_key) or None, None
 
 
 def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
@@ -172,14 +171,17 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
         finally:
             ctx.ended()
 
+    disposition, primary_key, merge_key = _write_hints(entry)
     return dlt.resource(
         rows,
         name=entry.name,
+        primary_key=primary_key,
+        merge_key=merge_key,
+        write_disposition=disposition,
         columns=columns,
         max_table_nesting=0,
         parallelized=True,
         schema_contract=contract,  # type: ignore[arg-type]
-        **_write_hints(entry),
     )
 
 

@@ -25,6 +25,9 @@ class ResourceFailed(WalletError):
         self.cause = cause
         super().__init__(f"resource {resource} did not load: {cause}")
 
+    def __reduce__(self) -> tuple[type[ResourceFailed], tuple[str, RouteFailed]]:
+        return ResourceFailed, (self.resource, self.cause)  # survives dlt's process pools
+
 
 @dataclass
 class RunReport:

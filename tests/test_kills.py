@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import dlt
 import pytest
 
-from pipelines.pipeline import make_pipeline, run
+from pipelines.pipeline import RunSummary, make_pipeline, run
 from sandbox.server import Sandbox
 from tests.conftest import query, source_args
 
@@ -131,26 +132,20 @@ JOB_KILLS = ["member_counts.parquet", "static_voucher_campaign_loaded_voucher_co
              "invoices.parquet", "employee_permissions.sql"]
 
 
-def test_kills_between_a_job_commit_and_its_completion_leave_no_duplicate(
-        sandbox: Sandbox, tmp_path: Path) -> None:
-    # Given runs each killed right after one load job committed: each run resumes the
-    # package the one before left, then extracts and loads its own
-    for point in JOB_KILLS:
+def _killed_after_jobs(box: Sandbox, work: Path, points: list[str], *cli: str) -> None:
+    """Runs each killed right after one load job committed: each run resumes the package
+    the one before left, then extracts and loads its own."""
+    for point in points:
         killed = subprocess.run(
             [sys.executable, "-m", "tests.kill_switch", point, "run", "--resources",
-             ",".join(KEYLESS), "--pipelines-dir", str(tmp_path / "pipelines")],
-            cwd=tmp_path, env=_cli_env(sandbox), capture_output=True, text=True, timeout=300,
+             ",".join(KEYLESS), "--pipelines-dir", str(work / "pipelines"), *cli],
+            cwd=work, env=_cli_env(box), capture_output=True, text=True, timeout=300,
             check=False)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
-    # When the operator runs again
-    pipeline = make_pipeline("duckdb", duckdb_path=str(tmp_path / "wallet.duckdb"),
-                             pipelines_dir=str(tmp_path / "pipelines"))
-    summary = run(pipeline, **source_args(sandbox, resources=KEYLESS, page_size=50))
-    # Then it finished the package the last kill left, and ran a load of its own too
-    assert len(summary.resumed) == 1 and summary.requests > 0
-    assert set(summary.rows) == set(KEYLESS)
-    assert "interrupted run" in summary.lines()[0]
-    # and no table holds a row twice, by dlt's row id or by its key
+
+
+def _assert_no_row_twice(pipeline: dlt.Pipeline, summary: RunSummary) -> None:
+    """By dlt's row id or by the table's key; a snapshot holds exactly the last run's rows."""
     dataset = pipeline.dataset_name
     for table in KEYLESS:
         key = pipeline.default_schema.get_table_columns(table)
@@ -159,7 +154,22 @@ def test_kills_between_a_job_commit_and_its_completion_leave_no_duplicate(
                                           f"count(DISTINCT ({', '.join(primary)})) "
                                           f"FROM {dataset}.{table}")[0]
         assert rows == ids == keys, f"{table}: {rows} rows, {ids} row ids, {keys} keys"
-    # a snapshot holds exactly this run's rows
     for table in ("invoices", "employee_permissions"):
         rows = query(pipeline, f"SELECT count(*) FROM {dataset}.{table}")[0][0]
         assert rows == summary.rows[table], table
+
+
+def test_kills_between_a_job_commit_and_its_completion_leave_no_duplicate(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    # Given runs each killed right after a different load job committed
+    _killed_after_jobs(sandbox, tmp_path, JOB_KILLS)
+    # When the operator runs again
+    pipeline = make_pipeline("duckdb", duckdb_path=str(tmp_path / "wallet.duckdb"),
+                             pipelines_dir=str(tmp_path / "pipelines"))
+    summary = run(pipeline, **source_args(sandbox, resources=KEYLESS, page_size=50))
+    # Then it finished the package the last kill left, and ran a load of its own too
+    assert len(summary.resumed) == 1 and summary.requests > 0
+    assert set(summary.rows) == set(KEYLESS)
+    assert "interrupted run" in summary.lines()[0]
+    # and no table holds a row twice
+    _assert_no_row_twice(pipeline, summary)

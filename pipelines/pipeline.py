@@ -116,6 +116,11 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
         if threads:
             settings["threads"] = threads
         target = dlt.destinations.duckdb(DuckDbCredentials(path, global_config=settings))
+    elif destination == "postgres":
+        # No UNIQUE constraint on `_dlt_id`: a load job that committed its COPY just before a
+        # kill runs again on resume, and the constraint would fail it on every rerun (the
+        # package stuck for good); every table merges on its key, which drops the second copy.
+        target = dlt.destinations.postgres(create_indexes=False)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=target,

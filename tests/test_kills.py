@@ -20,6 +20,7 @@ import pytest
 from pipelines.pipeline import RunSummary, make_pipeline, run
 from sandbox.server import Sandbox
 from tests.conftest import query, source_args
+from tests.test_destinations import postgres_credentials  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESOURCES = ["members", "phone_numbers", "phone_number_outbound_sms_pages",
@@ -173,3 +174,23 @@ def test_kills_between_a_job_commit_and_its_completion_leave_no_duplicate(
     assert "interrupted run" in summary.lines()[0]
     # and no table holds a row twice
     _assert_no_row_twice(pipeline, summary)
+
+
+@pytest.mark.usefixtures("postgres_credentials")
+def test_a_kill_after_a_job_commit_on_postgres_neither_sticks_nor_duplicates(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    dataset = f"wallet_kills_{os.getpid()}"
+    try:
+        # Postgres loads csv: the count series' rows commit, then the run is killed
+        _killed_after_jobs(sandbox, tmp_path, ["member_counts.csv"], "--destination",
+                           "postgres", "--dataset-name", dataset)
+        pipeline = make_pipeline("postgres", dataset,
+                                 pipelines_dir=str(tmp_path / "pipelines"))
+        summary = run(pipeline, **source_args(sandbox, resources=KEYLESS, page_size=50))
+        assert len(summary.resumed) == 1
+        _assert_no_row_twice(pipeline, summary)
+    finally:
+        cleanup = make_pipeline("postgres", dataset, pipelines_dir=str(tmp_path / "cleanup"))
+        with cleanup.sql_client() as client:
+            for name in (dataset, f"{dataset}_staging"):
+                client.execute_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")

@@ -15,9 +15,8 @@ from dlt.common.runtime.collector import LogCollector
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.lock import exclusive_run
-from sources.wallet import wallet_source
+from sources.wallet import RunReport, wallet_source
 from sources.wallet.client import WalletError
-from sources.wallet.strategies import Extraction
 
 PIPELINE_NAME = "wallet"
 DEFAULT_DATASET = "wallet_data"
@@ -43,9 +42,20 @@ class RunSummary:
     failures: dict[str, str] = field(default_factory=dict)
     drift: list[str] = field(default_factory=list)
     new_columns: list[str] = field(default_factory=list)
+    # packages an interrupted run left: loaded before this run's extract, or dropped by dlt
+    resumed: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"{table}: {count} rows" for table, count in sorted(self.rows.items())]
+        out = []
+        if self.resumed:
+            out.append(f"finished loading {len(self.resumed)} package(s) that an interrupted "
+                       f"run left ({', '.join(self.resumed)}), then ran this load")
+        if self.dropped:
+            out.append(f"dropped {len(self.dropped)} package(s) that an interrupted first run "
+                       f"left before its dataset existed ({', '.join(self.dropped)}); this "
+                       "run loaded from the start")
+        out += [f"{table}: {count} rows" for table, count in sorted(self.rows.items())]
         out.append(f"{sum(self.rows.values())} rows in {len(self.rows)} tables "
                    f"({sum(self.arrow_rows.values())} as Arrow tables, the rest as rows); "
                    f"{self.requests} requests ({self.retries} retried); {self.seconds:.1f} s")
@@ -109,6 +119,11 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
         if threads:
             settings["threads"] = threads
         target = dlt.destinations.duckdb(DuckDbCredentials(path, global_config=settings))
+    elif destination == "postgres":
+        # No UNIQUE constraint on `_dlt_id`: a load job that committed its COPY just before a
+        # kill runs again on resume, and the constraint would fail it on every rerun (the
+        # package stuck for good); every table merges on its key, which drops the second copy.
+        target = dlt.destinations.postgres(create_indexes=False)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=target,
@@ -121,29 +136,27 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
 
 
 def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
-    """Extract, normalize and load; returns what was loaded and what it cost."""
+    """Extract, normalize and load; returns what was loaded and what it cost. A package that
+    an interrupted run left behind is loaded first, then this run extracts as usual (dlt's
+    `run` would only finish the old package)."""
     adopt_friendly_key()
     started = time.monotonic()
     before = _columns(pipeline)
-    runs: list[Extraction] = []
     destination = pipeline.destination.destination_name if pipeline.destination else "duckdb"
     if destination in ROWS_ONLY:
         source_args = {**source_args, "arrow": False}
-    source = wallet_source(observe=runs.append, **source_args)
-    try:
-        with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
-            info = pipeline.run(source,
-                                loader_file_format=FILE_FORMATS.get(destination, "parquet"))
-    finally:
-        for ctx in runs:
-            ctx.client.close()
-    summary = RunSummary(load_info=info)
-    for ctx in runs:
-        # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
-        summary.rows = {table: n for table, n in ctx.rows.items() if n}
-        summary.arrow_rows = dict(ctx.arrow_rows)
-        summary.requests, summary.retries = ctx.client.requests_made, ctx.client.retries
-        summary.failures = dict(ctx.failures)
+    arrow_with_dlt_ids()
+    report = RunReport()
+    source = wallet_source(report=report, on_route_failure="skip", **source_args)
+    with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
+        resumed, dropped = _finish_pending(pipeline)
+        info = pipeline.run(source, loader_file_format=FILE_FORMATS.get(destination, "parquet"))
+    summary = RunSummary(load_info=info, resumed=resumed, dropped=dropped)
+    # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
+    summary.rows = {table: n for table, n in report.rows.items() if n}
+    summary.arrow_rows = dict(report.arrow_rows)
+    summary.requests, summary.retries = report.requests, report.retries
+    summary.failures = dict(report.failures)
     after = _columns(pipeline)
     summary.drift = _drift(pipeline, info, before)
     tables = {name.split(".")[0] for name in before}
@@ -153,6 +166,29 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
     if summary.failures:
         raise PartialLoad(summary)
     return summary
+
+
+def _finish_pending(pipeline: dlt.Pipeline) -> tuple[list[str], list[str]]:
+    """Load the packages an interrupted run left: (loaded, dropped). dlt drops them, and the
+    state they carry, when the run was killed before its first load created the dataset; the
+    extract that follows then loads everything again."""
+    if not pipeline.has_pending_data:
+        return [], []
+    pending = sorted({*pipeline.list_extracted_load_packages(),
+                      *pipeline.list_normalized_load_packages()})
+    finished = pipeline.run()  # normalizes and loads what is pending, extracts nothing
+    loaded = list(finished.loads_ids) if finished else []
+    return loaded, [load_id for load_id in pending if load_id not in loaded]
+
+
+def arrow_with_dlt_ids() -> None:
+    """Arrow pages get dlt's load id and row id, as rows do (a table that receives both kinds
+    would break its NOT NULL columns otherwise): set for the runs of this process, which are
+    the wallet pipelines; an environment variable for either still wins."""
+    for key in ("add_dlt_load_id", "add_dlt_id"):
+        env = f"NORMALIZE__PARQUET_NORMALIZER__{key.upper()}"
+        if env not in os.environ:
+            dlt.config[f"normalize.parquet_normalizer.{key}"] = True
 
 
 def _columns(pipeline: dlt.Pipeline) -> set[str]:

@@ -25,6 +25,7 @@ class FaultKind(StrEnum):
     NEW_FIELD = "new_field"  # every record gains an unannounced field
     TYPE_CHANGE = "type_change"  # a numeric field arrives as text ("1260 units")
     PAGE_DRIFT = "page_drift"  # records are inserted after each page served
+    EMPTY = "empty"  # a route that answers a bare list answers [] (everything deleted)
 
     @property
     def is_error_status(self) -> bool:

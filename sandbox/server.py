@@ -222,6 +222,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, route: Route, payload: Any, faults: list[Fault]) -> None:
         kinds = {fault.kind for fault in faults}
+        if FaultKind.EMPTY in kinds and isinstance(payload, list):
+            payload = []
         records = _records_of(payload)
         if FaultKind.NEW_FIELD in kinds:
             for record in records:

@@ -23,8 +23,15 @@ def statuses(box: Sandbox, n: int, path: str = DESIGNS) -> list[int]:
 
 def test_every_kind_is_covered() -> None:
     covered = {"latency", "500", "502", "503", "reset", "timeout", "truncated", "malformed",
-               "html", "new_field", "type_change", "page_drift"}
+               "html", "new_field", "type_change", "page_drift", "empty"}
     assert {kind.value for kind in FaultKind} == covered
+
+
+def test_empty_answers_a_bare_list_with_no_record(sandbox: Sandbox) -> None:
+    sandbox.faults.replace([Fault.parse(f"empty,route={DESIGNS_KEY},times=1")])
+    with api(sandbox) as client:
+        assert client.get(DESIGNS).json() == []
+        assert len(client.get(DESIGNS).json()) > 0
 
 
 def test_latency(sandbox: Sandbox) -> None:

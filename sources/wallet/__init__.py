@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import dlt
+from dlt.common.configuration import known_sections, resolve_configuration
 from dlt.common.typing import TSecretStrValue
+from dlt.normalize.configuration import ItemsNormalizerConfiguration
 import pendulum
 import pyarrow as pa
 from dlt.sources import DltResource
@@ -18,10 +21,13 @@ from sources.wallet.columns import column_hints, column_name, timestamp_fields
 from sources.wallet.fanout import ParentPass, fan_out
 from sources.wallet.privacy import PrivacyPolicy
 from sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
+from sources.wallet.report import ON_ROUTE_FAILURE, OnRouteFailure, ResourceFailed, RunReport
 from sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
 from sources.wallet.windows import Span, parse
 
-__all__ = ["wallet_source", "select_entries"]
+__all__ = ["ResourceFailed", "RunReport", "select_entries", "wallet_source"]
+
+logger = logging.getLogger(__name__)
 
 # `evolve`: new fields become columns, a changed type lands in a variant column (reported in
 # the run summary); `freeze`: both stop the run, naming the table and column.
@@ -72,14 +78,20 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -
 
 
 def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: PrivacyPolicy,
-           tables: PageTables | None) -> Iterator[Rows | pa.Table]:
+           tables: PageTables | None, on_route_failure: OnRouteFailure
+           ) -> Iterator[Rows | pa.Table]:
     """The resource's pages, parents fetched concurrently under the shared budget. A route
-    that keeps failing ends this resource only: what it yielded is whole pages, and its state
-    moved only past windows that completed, so the rerun resumes exactly there (dlt keeps
-    the state only with the load package, so batching pages before yielding them is safe)."""
+    that keeps failing fails the run (`raise`: dlt commits no package, so no table and no
+    cursor moves) or ends this resource only (`skip`): what it yielded is whole pages, and its
+    state moved only past windows that completed, so the rerun resumes exactly there (dlt
+    keeps the state only with the load package, so batching pages before yielding them is
+    safe). A snapshot that replaces its table is held back until it is complete: a failed
+    one yields nothing, and its table stays exactly as it was."""
     timestamps = timestamp_fields(entry)
     batches = Batches(tables, lambda rows: _parse_timestamps(rows, timestamps),
                       lambda count: ctx.counted_arrow(entry.name, count))
+    replaces = entry.write_disposition == "replace"
+    held: list[Rows | pa.Table] = []
     try:
         parents = ctx.parent_keys(entry) if entry.parent else [None]
         slices = {parent: state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
@@ -97,14 +109,55 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
             full_pass = ParentPass(state, slices)
             pending, done = full_pass.pending, full_pass.done
         for rows in fan_out(pending, produce, ctx.settings.parent_concurrency, done=done):
-            yield from batches.add(rows)
+            for item in batches.add(rows):
+                if replaces:
+                    held.append(item)
+                else:
+                    yield item
     except RouteFailed as err:
-        ctx.failed(entry.name, str(err))
-    yield from batches.flush()
+        failure = ResourceFailed(entry.name, err)
+        if on_route_failure == "raise":
+            raise failure from err
+        _report_skipped(ctx, entry, failure)
+        if replaces:
+            return
+    if not replaces:
+        yield from batches.flush()
+        return
+    held.extend(batches.flush())
+    if held:
+        yield from held
+    else:
+        # Complete and empty: everything is gone upstream. This run replaces the table (the
+        # empty file dlt writes for it truncates it); the next run merges again.
+        yield dlt.mark.with_hints(dlt.mark.materialize_table_schema(),
+                                  dlt.mark.make_hints(write_disposition="replace"))
+
+
+def _report_skipped(ctx: Extraction, entry: Entry, failure: ResourceFailed) -> None:
+    """Where dlt users look: a WARNING, and the resource's custom metrics in the extract
+    step of the trace and load info (`wallet_failure`)."""
+    ctx.report.failed(entry.name, str(failure.cause))
+    logger.warning("wallet: skipped resource %s: %s", entry.name, failure.cause)
+    dlt.current.resource_metrics()["wallet_failure"] = {
+        "route": entry.route, "cause": str(failure.cause)}
+
+
+def _write_hints(entry: Entry) -> tuple[Any, list[str] | None, str | None]:
+    """dlt's (write disposition, primary key, merge key) for the entry. A `replace` snapshot
+    loads as a delete-insert merge on `_wallet_route` (one value per table): a complete
+    snapshot still replaces every row, in one transaction, but a resource that yields nothing
+    (it failed) leaves the table alone, where dlt's replace would truncate it. `_dlt_id` as
+    the key makes a load job that runs twice on resume insert its rows once."""
+    if entry.write_disposition == "replace":
+        return ({"disposition": "merge", "strategy": "delete-insert"}, ["_dlt_id"],
+                "_wallet_route")
+    return entry.write_disposition, list(entry.primary_key) or None, None
 
 
 def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
-              privacy: PrivacyPolicy, arrow: bool) -> DltResource:
+              privacy: PrivacyPolicy, arrow: bool,
+              on_route_failure: OnRouteFailure) -> DltResource:
     columns = {name: hint for name, hint in column_hints(entry).items()
                if not any(privacy.drops(field) and column_name(field) == name
                           for field in entry.record_fields)}
@@ -118,18 +171,33 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
             tables = PageTables(
                 columns, lambda: schema.tables.get(entry.name, {}).get("columns", {}),
                 frozenset({entry.parent_key} if entry.parent_key else ()))
-        yield from _pages(ctx, entry, state, privacy, tables)
+        ctx.started()
+        try:
+            yield from _pages(ctx, entry, state, privacy, tables, on_route_failure)
+        finally:
+            ctx.ended()
 
+    disposition, primary_key, merge_key = _write_hints(entry)
     return dlt.resource(
         rows,
         name=entry.name,
-        primary_key=list(entry.primary_key) or None,
-        write_disposition=entry.write_disposition,  # type: ignore[arg-type]
+        primary_key=primary_key,
+        merge_key=merge_key,
+        write_disposition=disposition,
         columns=columns,
         max_table_nesting=0,
         parallelized=True,
         schema_contract=contract,  # type: ignore[arg-type]
     )
+
+
+def arrow_ids_configured() -> bool:
+    """Whether dlt adds `_dlt_load_id` and `_dlt_id` to Arrow pages, as it does to rows
+    (`[normalize.parquet_normalizer]` add_dlt_load_id, add_dlt_id). Without both, a table that
+    receives both kinds of pages breaks its NOT NULL columns."""
+    config = resolve_configuration(ItemsNormalizerConfiguration(),
+                                   sections=(known_sections.NORMALIZE, "parquet_normalizer"))
+    return bool(config.add_dlt_load_id and config.add_dlt_id)
 
 
 @dlt.source(name="wallet")
@@ -159,11 +227,28 @@ def wallet_source(
     pii_fields: dict[str, str] | None = None,
     pii_salt: TSecretStrValue | None = None,
     arrow: bool = True,
-    observe: Callable[[Extraction], None] | None = None,
+    on_route_failure: OnRouteFailure = "raise",
+    report: RunReport | None = None,
 ) -> list[DltResource]:
     """Every Wallet API read route as a resource. `backfill_start`/`backfill_end` make a
     bounded run that loads exactly that span and leaves the stored cursors alone. With
-    `arrow`, pages whose values fit their columns go as Arrow tables (see batches.py)."""
+    `arrow`, pages whose values fit their columns go as Arrow tables (see batches.py) once
+    `[normalize.parquet_normalizer]` sets `add_dlt_load_id` and `add_dlt_id` (the
+    `wallet-elt` pipelines do); otherwise they go as rows.
+
+    `on_route_failure`: "raise" (default) fails the run (dlt's PipelineStepFailed, whose
+    chain names the resource, route and cause) and nothing of it loads; "skip" loads every
+    other resource and reports each failed one with a WARNING log line and, in the extract
+    step of dlt's trace, the resource's custom metric `wallet_failure` (route, cause).
+
+    `report`: a RunReport the caller owns, filled while dlt extracts (rows, requests,
+    retries, failed resources)."""
+    if on_route_failure not in ON_ROUTE_FAILURE:
+        raise ValueError(f"on_route_failure must be one of {list(ON_ROUTE_FAILURE)}, "
+                         f"got {on_route_failure!r}")
+    if schema_contract not in CONTRACTS:
+        raise ValueError(f"schema_contract must be one of {sorted(CONTRACTS)}, "
+                         f"got {schema_contract!r}")
     bounded = None
     if backfill_start or backfill_end:
         bounded = Span(parse(backfill_start or start_date),
@@ -175,24 +260,20 @@ def wallet_source(
         page_size=page_size, timezone=timezone, locale=locale, bounded=bounded,
         parent_concurrency=max_concurrency, cursor_lag_seconds=cursor_lag_seconds,
     )
+    # The source owns the client: its connections close whenever no resource is running.
     client = WalletClient(
         base_url, api_key, timeout=request_timeout,
         budget=RequestBudget(requests_per_second, max_concurrency),
         retry=RetryPolicy(max_attempts=max_attempts),
     )
-    ctx = Extraction(client, settings)
-    if observe:
-        observe(ctx)  # lets the caller report requests, retries and failed resources
-    if schema_contract not in CONTRACTS:
-        raise ValueError(f"schema_contract must be one of {sorted(CONTRACTS)}, "
-                         f"got {schema_contract!r}")
+    ctx = Extraction(client, settings, report=report if report is not None else RunReport())
     contract = CONTRACTS[schema_contract]
     privacy = PrivacyPolicy(pii_policy, pii_fields, pii_salt)
+    if arrow and not arrow_ids_configured():
+        arrow = False
+        logger.info("wallet: pages go as rows; set [normalize.parquet_normalizer] "
+                    "add_dlt_load_id = true and add_dlt_id = true for Arrow pages")
     if arrow:
-        # Pages that go as rows get dlt's load id and row id; Arrow pages must carry both
-        # too, or a table that receives both kinds breaks its NOT NULL columns.
-        dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-        dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
         quiet_hinted_json_notice()
-    return [_resource(ctx, entry, contract, privacy, arrow)
+    return [_resource(ctx, entry, contract, privacy, arrow, on_route_failure)
             for entry in select_entries(resources, exclude_resources)]

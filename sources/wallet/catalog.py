@@ -135,8 +135,8 @@ class Entry:
 
     @property
     def write_disposition(self) -> str:
-        if self.strategy is Strategy.COUNT:
-            return "append"
+        # Count series merge on (capture time, parent): a load job that a kill left committed
+        # but not marked done runs again on resume, and an append table would keep it twice.
         if self.strategy is Strategy.SNAPSHOT and not self.primary_key:
             return "replace"
         return "merge"

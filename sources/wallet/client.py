@@ -4,6 +4,8 @@ request budget, and turning every failure into an error that names the route."""
 from __future__ import annotations
 
 import email.utils
+import ipaddress
+import logging
 import math
 import random
 import threading
@@ -17,6 +19,8 @@ import httpx
 import orjson
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+logger = logging.getLogger(__name__)
+_warned_plain_http: set[str] = set()
 
 
 class WalletError(Exception):
@@ -175,25 +179,37 @@ class WalletClient:
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0,
                  budget: RequestBudget | None = None, retry: RetryPolicy | None = None,
                  key_location: str = "sources.wallet.api_key") -> None:
-        if not api_key:
-            raise AuthRejected(
-                f"no Wallet API key configured: set WALLET_API_KEY or {key_location} in "
-                ".dlt/secrets.toml")
+        api_key = clean_key(api_key, key_location)
+        warn_if_plain_http(base_url)
         self.key_location = key_location
         self.budget = budget or RequestBudget(rate=0, concurrency=8)
         self.retry = retry or RetryPolicy()
         self.requests_made = 0
         self.retries = 0
         self._count_lock = threading.Lock()
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"access-token": api_key, "accept": "application/json"},
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-        )
+        self._http_args: dict[str, Any] = {
+            "base_url": base_url.rstrip("/"),
+            "headers": {"access-token": api_key, "accept": "application/json"},
+            "timeout": timeout,
+            "limits": httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        }
+        self._http_client: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The connection pool, opened on first use and again after `close()`: the source
+        closes it whenever none of its resources is running, and a resource that dlt starts
+        later must still find one."""
+        with self._count_lock:
+            if self._http_client is None:
+                self._http_client = httpx.Client(**self._http_args)
+            return self._http_client
 
     def close(self) -> None:
-        self._http.close()
+        with self._count_lock:
+            http, self._http_client = self._http_client, None
+        if http is not None:
+            http.close()
 
     def _count(self, retried: bool) -> None:
         with self._count_lock:
@@ -248,6 +264,41 @@ class WalletClient:
             time.sleep(delay)
         raise RouteFailed(f"{route} still failing after {attempt} attempts ({problem}); the "
                           "API may be down or rate-limiting: rerun later, nothing was lost")
+
+
+def clean_key(api_key: str, key_location: str) -> str:
+    """The key as configured, without the whitespace a copied secret or a file often ends
+    with (sent as is, the server rejects it and the run looked like a network failure); a key
+    with whitespace or control characters inside is refused at once."""
+    key = (api_key or "").strip()
+    if not key:
+        raise AuthRejected(
+            f"no Wallet API key configured: set WALLET_API_KEY or {key_location} in "
+            ".dlt/secrets.toml")
+    if any(char.isspace() or not char.isprintable() for char in key):
+        raise AuthRejected(
+            f"the Wallet API key in WALLET_API_KEY or {key_location} contains whitespace or "
+            "control characters inside it: copy the key again")
+    return key
+
+
+def warn_if_plain_http(base_url: str) -> None:
+    """Warn once per URL when the key would travel unencrypted beyond this machine."""
+    url = httpx.URL(base_url)
+    if url.scheme != "http" or _is_loopback(url.host) or base_url in _warned_plain_http:
+        return
+    _warned_plain_http.add(base_url)
+    logger.warning("the Wallet API key will be sent over plain http:// to %s; use https:// "
+                   "unless this host is on a network you trust", url.host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def decode(response: httpx.Response, route: str) -> Any:

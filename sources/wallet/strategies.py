@@ -23,6 +23,7 @@ from sources.wallet.catalog import Entry, Strategy, entries_by_name
 from sources.wallet.client import RouteFailed, WalletClient
 from sources.wallet.columns import LEFT_FILTER, column_hints
 from sources.wallet.paging import pages
+from sources.wallet.report import RunReport
 from sources.wallet.windows import Span
 
 Rows = list[dict[str, Any]]
@@ -70,28 +71,33 @@ class Extraction:
     client: WalletClient
     settings: Settings
     now: DateTime = field(default_factory=lambda: pendulum.now("UTC"))
-    failures: dict[str, str] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=dict)
-    arrow_rows: dict[str, int] = field(default_factory=dict)
+    report: RunReport = field(default_factory=RunReport)
+    _active: int = 0  # resources running now: the client closes when none is
     _parents: dict[str, list[str]] = field(default_factory=dict)
     _parent_errors: dict[str, RouteFailed] = field(default_factory=dict)
     _parent_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def counted(self, resource: str, rows: Rows) -> Rows:
-        """Rows extracted per resource: the run summary's figures, whatever the destination."""
-        with self._lock:
-            self.rows[resource] = self.rows.get(resource, 0) + len(rows)
+        self.report.counted(resource, len(rows))
         return rows
 
     def counted_arrow(self, resource: str, count: int) -> None:
-        """Of those, rows that reached dlt as Arrow tables (the rest went as rows)."""
-        with self._lock:
-            self.arrow_rows[resource] = self.arrow_rows.get(resource, 0) + count
+        self.report.counted_arrow(resource, count)
 
-    def failed(self, resource: str, message: str) -> None:
+    def started(self) -> None:
         with self._lock:
-            self.failures[resource] = message
+            self._active += 1
+
+    def ended(self) -> None:
+        """A resource ended: report the requests so far, and close the connections when no
+        resource runs (the client reopens them if dlt starts another resource later)."""
+        with self._lock:
+            self._active -= 1
+            idle = self._active == 0
+        self.report.requests_seen(self.client.requests_made, self.client.retries)
+        if idle:
+            self.client.close()
 
     def parent_keys(self, entry: Entry) -> list[str]:
         assert entry.parent is not None

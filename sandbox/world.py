@@ -13,6 +13,7 @@ progression and never a scan.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 import threading
 from collections.abc import Callable, Iterable
@@ -22,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sources.wallet import spec
-from sources.wallet.catalog import singular, snake
+from sandbox import reference
 
 ALPHABET = string.digits + string.ascii_letters
 Builder = Callable[[Iterable[tuple[Any, ...]]], list[dict[str, Any]]]
@@ -233,19 +233,6 @@ def decode_id(value: str) -> tuple[int, int] | None:
     return prefix, index
 
 
-def record_properties(schema: dict[str, Any]) -> dict[str, Any]:
-    """Properties of one record: of the schema, of all its `allOf` parts, or of its first
-    `anyOf`/`oneOf` branch that has any."""
-    schema = spec.resolve(schema)
-    if "allOf" in schema:
-        return {k: v for part in schema["allOf"] for k, v in record_properties(part).items()}
-    for key in ("anyOf", "oneOf"):
-        for branch in schema.get(key, []):
-            if props := record_properties(branch):
-                return props
-    return dict(schema.get("properties", {}))
-
-
 def _money_field(name: str) -> bool:
     return any(word in name for word in MONEY_WORDS)
 
@@ -281,7 +268,7 @@ class Entity:
 
     # Record shape --------------------------------------------------------------------------
     def _fields(self, schema_name: str | None) -> dict[str, dict[str, Any]]:
-        props = record_properties(spec.component(schema_name)) if schema_name else {}
+        props = reference.properties(reference.component(schema_name)) if schema_name else {}
         if not props:
             props = {name: {} for name in (*BASE_FIELDS, *GENERIC_FIELDS)}
             if self.definition.amount:
@@ -293,7 +280,7 @@ class Entity:
     def _expression(self, name: str, schema: dict[str, Any], depth: int = 0) -> str:
         """Python expression that yields this field's value, of: i index, c/u/d created,
         updated and derived ISO times, a active flag, r revision."""
-        resolved = spec.resolve(schema)
+        resolved = reference.resolve(schema)
         kind = resolved.get("type")
         if "anyOf" in resolved:
             kind = "string"
@@ -359,8 +346,9 @@ class Entity:
         """The entity a `<child>Count` field counts: one named for the stem that links here."""
         if not name.endswith("Count") or len(name) == 5:
             return None
-        stem = snake(name[:-5])
-        return next((d.name for d in ENTITIES if singular(d.name) == stem
+        # memberCount -> members
+        plural = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name[:-5]).lower() + "s"
+        return next((d.name for d in ENTITIES if d.name == plural
                      and self.name in d.links.values()), None)
 
     def _money_expression(self) -> str:

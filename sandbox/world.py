@@ -45,8 +45,15 @@ class EntityDef:
 
 def _d(name: str, schema: str | None, share: float = 0.0, minimum: int = 5, *,
        links: dict[str, str] | None = None, amount: str | None = None,
-       id_length: int = 10) -> EntityDef:
-    return EntityDef(name, schema, share, minimum, links or {}, amount, id_length)
+       id_length: int | None = None) -> EntityDef:
+    return EntityDef(name, schema, share, minimum, links or {}, amount,
+                     id_length or _declared_id_length(schema))
+
+
+def _declared_id_length(schema: str | None) -> int:
+    """The length the reference gives the record's `id` (10 where it says none)."""
+    declared = reference.properties(reference.component(schema)).get("id", {}) if schema else {}
+    return int(declared.get("maxLength", 10))
 
 
 PHONE = {"phoneNumberID": "phone_numbers"}
@@ -163,6 +170,9 @@ ENTITIES: tuple[EntityDef, ...] = (
 )
 
 ENTITY_DEFS: dict[str, EntityDef] = {e.name: e for e in ENTITIES}
+# A field that links to an entity in one record links to it wherever it appears (a
+# `phoneNumberID` is a phone number's id in every record that carries one).
+LINK_TARGETS: dict[str, str] = {name: target for e in ENTITIES for name, target in e.links.items()}
 
 # Fields every generated record has, whatever its schema says (documented in the README).
 BASE_FIELDS = ("id", "merchantID", "createdAt", "updatedAt", "isActive")
@@ -233,6 +243,23 @@ def decode_id(value: str) -> tuple[int, int] | None:
     return prefix, index
 
 
+def _within(expression: str, schema: dict[str, Any]) -> str:
+    """`expression` bent into the schema's bounds (integers) or lengths (strings)."""
+    kind = schema.get("type")
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if kind in ("integer", "number") and high is not None:
+        low = low or 0
+        return f"({low} + ({expression}) % {high - low + 1})"
+    if kind in ("integer", "number") and low:
+        return f"max({low}, {expression})"
+    shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
+    if kind == "string" and longest is not None:
+        expression = f"({expression})[:{longest}]"
+    if kind == "string" and shortest > 1:
+        expression = f"({expression}).ljust({shortest}, '0')"
+    return expression
+
+
 def _money_field(name: str) -> bool:
     return any(word in name for word in MONEY_WORDS)
 
@@ -279,8 +306,15 @@ class Entity:
 
     def _expression(self, name: str, schema: dict[str, Any], depth: int = 0) -> str:
         """Python expression that yields this field's value, of: i index, c/u/d created,
-        updated and derived ISO times, a active flag, r revision."""
+        updated and derived ISO times, a active flag, r revision; within the reference's
+        bounds and lengths for the field."""
         resolved = reference.resolve(schema)
+        expression = self._value_expression(name, resolved, depth)
+        if name == self.definition.amount or self._counted_child(name):
+            return expression  # analytics sum and count these: never bent
+        return _within(expression, resolved)
+
+    def _value_expression(self, name: str, resolved: dict[str, Any], depth: int) -> str:
         kind = resolved.get("type")
         if "anyOf" in resolved:
             kind = "string"
@@ -288,8 +322,7 @@ class Entity:
             return id_expression(self.prefix, "i", self.id_length)
         if name == "merchantID":
             return repr(self.world.merchant_id)
-        if name in self.definition.links:
-            target = self.definition.links[name]
+        if target := self.definition.links.get(name) or LINK_TARGETS.get(name):
             return id_expression(self.world.prefixes[target], f"i % {self.world.count0[target]}",
                                  ENTITY_DEFS[target].id_length)
         if name == "createdAt":
@@ -302,11 +335,11 @@ class Entity:
             # `<child>Count`: how many records of a linking entity point at this one, now.
             step = self.world.count0[self.name]
             return f"len(range(i, entities[{child!r}].count, {step})) if i < {step} else 0"
-        if name in CATEGORICAL:
-            return f"{name!r} + ' ' + str(i % {CATEGORIES})"
         if resolved.get("enum"):
             values = resolved["enum"]
             return f"{values!r}[i % {len(values)}]"
+        if name in CATEGORICAL:
+            return f"{name!r} + ' ' + str(i % {CATEGORIES})"
         if name.endswith("_decimal"):
             return f"'%d.%02d' % divmod({self._money_expression()}, 100)"
         if name.endswith("_string"):
@@ -325,12 +358,14 @@ class Entity:
             return "[]"
         if kind == "object" or "properties" in resolved:
             return self._nested(resolved, depth)
+        if name.endswith("ID") and kind in (None, "string"):
+            # An id of a record the world does not hold: id-shaped, of the declared length.
+            length = resolved.get("maxLength") or resolved.get("minLength") or 10
+            return id_expression(self.prefix + 1, "i", max(int(length), 3))
         if "mail" in name.lower():
             return "f'user{i}@example.com'"
         if "phone" in name.lower() or name in ("to", "from", "cellPhone"):
             return "f'+1555{i % 10000000:07d}'"
-        if name.endswith("ID"):
-            return id_expression(self.prefix + 1, "i", 10)
         return f"f'{name} {{i}}{{s}}'"
 
     def _nested(self, schema: dict[str, Any], depth: int) -> str:

@@ -18,6 +18,7 @@ from sandbox.world import (
     ALPHABET,
     DAY,
     ENTITY_DEFS,
+    LINK_TARGETS,
     PAIRS,
     World,
     decode_id,
@@ -26,7 +27,9 @@ from sandbox.world import (
     make_id,
     parse_time,
 )
+from sources.wallet import spec
 from tests.conftest import api, start_sandbox
+from tests.schema_check import validate
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 SAMPLED = ("members", "outbound_sms", "static_vouchers", "wallet_page_views", "subscribers",
@@ -113,6 +116,39 @@ def test_foreign_keys_resolve(world: World, name: str) -> None:
             index = world.find(target, record[field])
             assert index is not None, (name, field, record[field])
             assert world.entities[target].record(index)["id"] == record[field]
+
+
+# Constraints -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(n for n, d in ENTITY_DEFS.items() if d.schema))
+def test_records_respect_their_schemas_constraints(world: World, name: str) -> None:
+    """Types, bounds, lengths, enums and formats of the entity's own schema, every field."""
+    entity = world.entities[name]
+    schema = spec.component(entity.definition.schema)
+    errors = [e for record in entity.records(sample(entity, 60))
+              for e in validate(record, schema, record["id"])]
+    assert not errors, errors[:10]
+
+
+def test_the_constraints_the_issue_cites(world: World) -> None:
+    books = world.entities["link_books"]  # LinkBook.orderNumber: minimum 1
+    assert min(b["orderNumber"] for b in books.records(np.arange(books.count))) >= 1
+    designs = world.entities["payment_designs"]
+    assert max(d["borderRadius"] for d in designs.records(np.arange(designs.count))) <= 20
+    lists = world.entities["imported_lists"]
+    for record in lists.records(np.arange(lists.count)):
+        assert len(record["phoneNumberID"]) == 10
+        assert world.find("phone_numbers", record["phoneNumberID"]) is not None
+
+
+@pytest.mark.parametrize("name", SAMPLED)
+def test_link_named_fields_resolve_wherever_they_appear(world: World, name: str) -> None:
+    """A field named like a link (`phoneNumberID`, `campaignID`) names a real record, also in
+    entities that do not declare the link."""
+    entity = world.entities[name]
+    for record in entity.records(sample(entity, 50)):
+        for field, value in record.items():
+            if field in LINK_TARGETS and isinstance(value, str):
+                assert world.find(LINK_TARGETS[field], value) is not None, (name, field, value)
 
 
 # Times -----------------------------------------------------------------------------------------

@@ -14,15 +14,16 @@ from sources.wallet import spec
 SANDBOX_DIR = Path(sandbox.__file__).parent
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Top-level names of every module a source file imports (absolute imports)."""
+def imported_modules(path: Path, top_level: bool = True) -> set[str]:
+    """Names of every module a source file imports (absolute imports), top-level packages
+    only unless asked for the full dotted names."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found
+            found.add(node.module)
+    return {name.split(".")[0] for name in found} if top_level else found
 
 
 def test_import_parser_sees_both_forms(tmp_path: Path) -> None:
@@ -30,6 +31,8 @@ def test_import_parser_sees_both_forms(tmp_path: Path) -> None:
     source.write_text("import sources.wallet.spec\nfrom sources.wallet import catalog\n"
                       "def f():\n    from sources import x\n")
     assert imported_modules(source) == {"sources"}
+    assert imported_modules(source, top_level=False) == {"sources.wallet.spec",
+                                                         "sources.wallet", "sources"}
 
 
 def test_no_sandbox_module_imports_the_connector() -> None:
@@ -58,3 +61,11 @@ def test_the_sandbox_reads_parameters_as_the_reference_states_them() -> None:
         assert op.page_params == theirs.page_params, op.key
         assert op.window_params == theirs.window_params, op.key
         assert op.envelope == theirs.envelope, op.key
+
+
+def test_the_tests_truth_is_not_the_sandboxs_responder() -> None:
+    """tests/truth.py computes expected rows from the world's records, not by calling the
+    code that answers requests (a bug in it would then be in the truth too)."""
+    truth = Path(__file__).with_name("truth.py")
+    used = imported_modules(truth, top_level=False)
+    assert not {m for m in used if m in ("sandbox.routes", "sandbox.route_map")}, used

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sandbox import reference
+from sandbox import causes, reference
 
 ALPHABET = string.digits + string.ascii_letters
 Builder = Callable[[Iterable[tuple[Any, ...]]], list[dict[str, Any]]]
@@ -432,6 +432,8 @@ class Entity:
         """Indices in creation order: optionally children of one linked record, within
         [start, end) on createdAt, and without archived records."""
         if link:
+            # Children of parent p are p, p + n, p + 2n, ... (n: the parent's first count),
+            # the inverse of `parent_index`.
             target = self.definition.links[link[0]]
             indices = np.arange(link[1], self.count, self.world.count0[target])
         else:
@@ -444,6 +446,14 @@ class Entity:
             indices = indices[self.active[indices]]
         return indices
 
+    def parent_index(self, field: str, indices: np.ndarray) -> np.ndarray:
+        """Index of the record each of these records names in its link `field` (fixed for
+        life: a record never moves to another parent)."""
+        return indices % self.world.count0[self.definition.links[field]]
+
+    def id_of(self, index: int) -> str:
+        return make_id(self.prefix, index, self.id_length)
+
     def link_field_to(self, target: str) -> str | None:
         for name, entity in self.definition.links.items():
             if entity == target:
@@ -451,11 +461,14 @@ class Entity:
         return None
 
     # Change ---------------------------------------------------------------------------------
-    def create(self, n: int, at: float) -> None:
+    def create(self, n: int, at: float) -> np.ndarray:
+        """Append `n` records created at `at`; their indices."""
+        first = self.count
         self.created = np.concatenate([self.created, np.full(n, at)])
         self.updated = np.concatenate([self.updated, np.full(n, at)])
         self.active = np.concatenate([self.active, np.ones(n, dtype=bool)])
         self.revision = np.concatenate([self.revision, np.zeros(n, dtype=np.int32)])
+        return np.arange(first, self.count)
 
     def touch(self, indices: np.ndarray, at: float, archive: bool) -> None:
         self.updated[indices] = at
@@ -501,21 +514,53 @@ class World:
 
     def advance(self, *, minutes: float = 60.0, create: int = 0, update: int = 0,
                 archive: int = 0, entities: list[str] | None = None) -> dict[str, Any]:
-        """Move the clock and change records: the same call on the same world changes the
-        same records."""
+        """Move the clock and change records, then what those changes cause (`causes.RULES`):
+        the same call on the same world changes the same records. The answer says what
+        changed: counts per entity (`changed` as asked, `caused` by the rules) and the ids of
+        every existing record changed (`touched`); no other record changes."""
         with self.lock:
             self.now += minutes * 60
+            at = self.now - 1  # changes land a little before "now"
             names = entities or [n for n, e in self.entities.items() if e.definition.share]
             rng = np.random.default_rng(self.seed * 31 + int(self.now))
             changed: dict[str, dict[str, int]] = {}
+            events: list[tuple[str, str, np.ndarray]] = []
+            touched: dict[str, set[int]] = {}
             for name in names:
                 entity = self.entities[name]
                 existing = entity.count
                 picks = rng.choice(existing, size=min(existing, update + archive), replace=False)
-                # Changes land a little before "now", spread over the advanced interval.
-                entity.touch(np.sort(picks[:update]), self.now - 1, archive=False)
-                entity.touch(np.sort(picks[update:]), self.now - 1, archive=True)
-                entity.create(create, self.now - 1)
-                changed[name] = {"created": create, "updated": len(picks[:update]),
-                                 "archived": len(picks[update:])}
-            return {"now": iso(self.now), "changed": changed}
+                updated, archived = np.sort(picks[:update]), np.sort(picks[update:])
+                entity.touch(updated, at, archive=False)
+                entity.touch(archived, at, archive=True)
+                touched.setdefault(name, set()).update(picks.tolist())
+                events += [(name, "updated", updated),
+                           (name, "created", entity.create(create, at))]
+                changed[name] = {"created": create, "updated": len(updated),
+                                 "archived": len(archived)}
+            caused = self._propagate(events, at, touched)
+            return {"now": iso(self.now), "changed": changed, "caused": caused,
+                    "touched": {name: [self.entities[name].id_of(i) for i in sorted(found)]
+                                for name, found in touched.items() if found}}
+
+    def _propagate(self, events: list[tuple[str, str, np.ndarray]], at: float,
+                   touched: dict[str, set[int]]) -> dict[str, dict[str, int]]:
+        """Apply the causal rules to every change, and to the changes they make in turn."""
+        caused: dict[str, dict[str, int]] = {}
+        while events:
+            name, when, indices = events.pop(0)
+            if not len(indices):
+                continue
+            for rule in causes.rules_for(when, name):
+                target = self.entities[rule.target]
+                counts = caused.setdefault(rule.target, {"created": 0, "updated": 0})
+                if rule.effect == "touches" and rule.link:
+                    parents = np.unique(self.entities[name].parent_index(rule.link, indices))
+                    target.touch(parents, at, archive=False)
+                    touched.setdefault(rule.target, set()).update(parents.tolist())
+                    counts["updated"] += len(parents)
+                    events.append((rule.target, "updated", parents))
+                else:
+                    events.append((rule.target, "created", target.create(len(indices), at)))
+                    counts["created"] += len(indices)
+        return caused

@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from sandbox import causes
 from sandbox.server import Sandbox
 from sandbox.world import (
     ALPHABET,
@@ -353,3 +354,91 @@ def test_advance_python_api() -> None:
     c.advance(create=1)
     assert c.entities["outbound_sms"].count == a.entities["outbound_sms"].count + 1
     assert c.entities["payment_designs"].count == a.entities["payment_designs"].count
+
+
+# Causality and stability -----------------------------------------------------------------------
+def _snapshot(world: World) -> dict[str, dict[str, dict[str, Any]]]:
+    return {name: {r["id"]: r for r in entity.records(np.arange(entity.count))}
+            for name, entity in world.entities.items()}
+
+
+def test_advance_changes_only_what_it_says_and_no_record_changes_parent() -> None:
+    world = World(seed=9, scale=2000, now=NOW)
+    before = _snapshot(world)
+    result = world.advance(minutes=60, create=20, update=10, archive=2)
+    after = _snapshot(world)
+    stamp = iso(world.now - 1)
+    assert result["caused"], "the changes cause others"
+    for name, records in before.items():
+        links = world.entities[name].definition.links
+        touched = set(result["touched"].get(name, []))
+        assert touched <= set(records)
+        for record_id, old in records.items():
+            new = after[name][record_id]
+            assert {f: new[f] for f in links} == {f: old[f] for f in links}, (name, record_id)
+            if record_id in touched:
+                assert new["updatedAt"] == stamp and new != old, (name, record_id)
+            else:
+                assert new == old, (name, record_id)
+        created = set(after[name]) - set(records)
+        expected = result["changed"].get(name, {}).get("created", 0) + result["caused"].get(
+            name, {}).get("created", 0)
+        assert len(created) == expected, name
+
+
+def test_new_parents_leave_existing_children_where_they_are() -> None:
+    world = World(seed=9, scale=2000, now=NOW)
+    campaigns, vouchers = world.entities["static_voucher_campaigns"], world.entities[
+        "static_vouchers"]
+
+    def children() -> dict[str, set[str]]:
+        return {c["id"]: {v["id"] for v in vouchers.records(
+            vouchers.select(link=("campaignID", i)))}
+            for i, c in enumerate(campaigns.records(np.arange(campaigns.count)))}
+
+    old = children()
+    world.advance(create=20, entities=["static_voucher_campaigns"])
+    new = children()
+    assert len(new) == len(old) + 20
+    assert {k: new[k] for k in old} == old
+
+
+@pytest.mark.parametrize("rule", causes.RULES, ids=lambda r: f"{r.entity}-{r.when}-{r.target}")
+def test_each_causal_rule_propagates(rule: causes.Rule) -> None:
+    world = World(seed=9, scale=2000, now=NOW)
+    target = world.entities[rule.target]
+    count = target.count
+    if rule.when == "created":
+        result = world.advance(minutes=10, create=1, entities=[rule.entity])
+        source = world.entities[rule.entity]
+        record = source.record(source.count - 1)
+    else:
+        result = world.advance(minutes=10, update=1, entities=[rule.entity])
+        record = None
+    stamp = iso(world.now - 1)
+    if rule.effect == "creates":
+        assert target.count == count + 1
+        assert target.record(target.count - 1)["createdAt"] == stamp
+        assert result["caused"][rule.target]["created"] >= 1
+        return
+    assert record is not None and rule.link
+    parent_id = record[rule.link]
+    before = World(seed=9, scale=2000, now=NOW).entities[rule.target]
+    index = world.find(rule.target, parent_id)
+    assert index is not None
+    assert target.record(index)["updatedAt"] == stamp
+    assert target.record(index) != before.record(index)
+    assert parent_id in result["touched"][rule.target]
+
+
+def test_a_points_history_row_changes_its_members_points() -> None:
+    world = World(seed=9, scale=2000, now=NOW)
+    history = world.entities["member_points_history"]
+    world.advance(minutes=10, create=1, entities=["member_points_history"])
+    member_id = history.record(history.count - 1)["memberID"]
+    index = world.find("members", member_id)
+    assert index is not None
+    old = World(seed=9, scale=2000, now=NOW).entities["members"].record(index)
+    new = world.entities["members"].record(index)
+    assert new["pointsAccrued"] != old["pointsAccrued"]
+    assert new["updatedAt"] == iso(world.now - 1) > old["updatedAt"]

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 import sandbox
-from sandbox import reference
+from sandbox import causes, reference
 from sandbox.routes import build_routes
 from sources.wallet import spec
 
@@ -69,3 +69,9 @@ def test_the_tests_truth_is_not_the_sandboxs_responder() -> None:
     truth = Path(__file__).with_name("truth.py")
     used = imported_modules(truth, top_level=False)
     assert not {m for m in used if m in ("sandbox.routes", "sandbox.route_map")}, used
+
+
+def test_the_readme_lists_every_causal_rule() -> None:
+    readme = (SANDBOX_DIR.parent / "README.md").read_text()
+    missing = [rule.why for rule in causes.RULES if rule.why not in readme]
+    assert not missing

@@ -372,4 +372,6 @@ def dimension_keys(world: World, entity: str, dimension: str,
         count0, prefix = world.count0[linked], world.prefixes[linked]
         length = ENTITY_DEFS[linked].id_length
         return [make_id(prefix, i % count0, length) for i in indices.tolist()]
+    if dimension in target.fields:
+        return [str(r[dimension]) for r in target.records(indices)]
     return [f"{dimension} {i % CATEGORIES}" for i in indices.tolist()]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sandbox import causes, reference
+from sandbox import causes, reference, values
 
 ALPHABET = string.digits + string.ascii_letters
 Builder = Callable[[Iterable[tuple[Any, ...]]], list[dict[str, Any]]]
@@ -243,6 +243,10 @@ def decode_id(value: str) -> tuple[int, int] | None:
     return prefix, index
 
 
+# The value of a required, non-nullable field that has none (a voucher never refunded).
+EMPTY_VALUES: dict[str, Any] = {"string": "", "integer": 0, "number": 0, "boolean": False}
+
+
 def _within(expression: str, schema: dict[str, Any]) -> str:
     """`expression` bent into the schema's bounds (integers) or lengths (strings)."""
     kind = schema.get("type")
@@ -314,6 +318,36 @@ class Entity:
             return expression  # analytics sum and count these: never bent
         return _within(expression, resolved)
 
+    def _entry(self, name: str, schema: dict[str, Any], required: bool) -> str:
+        """One `key: value` of a record's dict display. Where a field's condition
+        (`values.CONDITIONS`) does not hold, the field is null; where the reference does not
+        let it be null, absent; where it is also required, the empty value of its type (no
+        refund: amount 0, transaction id "")."""
+        expression = self._expression(name, schema)
+        condition = values.CONDITIONS.get((self.name, name))
+        if condition is None:
+            return f"{name!r}: {expression}"
+        test = self._condition(condition)
+        resolved = reference.resolve(schema)
+        kind = resolved.get("type")
+        branched = any(key in resolved for key in ("anyOf", "oneOf", "allOf"))
+        if resolved.get("nullable") or not (kind or branched):
+            return f"{name!r}: ({expression} if ({test}) else None)"
+        kind = kind or "string"  # a union: its values are strings here (`_value_expression`)
+        if not required:
+            return f"**({{{name!r}: {expression}}} if ({test}) else {{}})"
+        empty = EMPTY_VALUES.get(kind)
+        if empty is None or (kind == "string" and resolved.get("minLength", 0) > 0):
+            return f"{name!r}: {expression}"  # no empty value fits: always a value
+        return f"{name!r}: ({expression} if ({test}) else {empty!r})"
+
+    def _condition(self, template: str) -> str:
+        """A `values.CONDITIONS` template with each `{field}` spelled as its expression."""
+        own = self._fields(self.definition.schema)
+        used = re.findall(r"\{(\w+)\}", template)
+        return template.format_map({name: f"({self._expression(name, own.get(name, {}))})"
+                                    for name in used})
+
     def _value_expression(self, name: str, resolved: dict[str, Any], depth: int) -> str:
         kind = resolved.get("type")
         if "anyOf" in resolved:
@@ -322,8 +356,11 @@ class Entity:
             return id_expression(self.prefix, "i", self.id_length)
         if name == "merchantID":
             return repr(self.world.merchant_id)
-        if target := self.definition.links.get(name) or LINK_TARGETS.get(name):
-            return id_expression(self.world.prefixes[target], f"i % {self.world.count0[target]}",
+        if target := (self.definition.links.get(name) or LINK_TARGETS.get(name)
+                      or values.FIELD_TARGETS.get(name)):
+            # A record naming its own kind names the one created just before it.
+            index = "max(i - 1, 0)" if target == self.name else f"i % {self.world.count0[target]}"
+            return id_expression(self.world.prefixes[target], index,
                                  ENTITY_DEFS[target].id_length)
         if name == "createdAt":
             return "c"
@@ -336,8 +373,10 @@ class Entity:
             step = self.world.count0[self.name]
             return f"len(range(i, entities[{child!r}].count, {step})) if i < {step} else 0"
         if resolved.get("enum"):
-            values = resolved["enum"]
-            return f"{values!r}[i % {len(values)}]"
+            choices = resolved["enum"]
+            return f"{choices!r}[i % {len(choices)}]"
+        if domain := values.DOMAIN_VALUES.get((self.name, name)):
+            return f"{domain!r}[i % {len(domain)}]"
         if name in CATEGORICAL:
             return f"{name!r} + ' ' + str(i % {CATEGORIES})"
         if name.endswith("_decimal"):
@@ -400,7 +439,9 @@ class Entity:
         build = self._builders.get(schema_name)
         if build is None:
             fields = self._fields(schema_name)
-            body = ", ".join(f"{name!r}: {self._expression(name, schema)}"
+            required = set(reference.component(schema_name).get("required", [])
+                           if schema_name else ())
+            body = ", ".join(self._entry(name, schema, name in required)
                              for name, schema in fields.items())
             namespace = {"P": PAIRS, "entities": self.world.entities}
             build = eval(f"lambda rows: [{{{body}}} for i, c, u, d, a, r, s in rows]",

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from sandbox import causes
+from sandbox import causes, values
 from sandbox.server import Sandbox
 from sandbox.world import (
     ALPHABET,
@@ -442,3 +442,42 @@ def test_a_points_history_row_changes_its_members_points() -> None:
     new = world.entities["members"].record(index)
     assert new["pointsAccrued"] != old["pointsAccrued"]
     assert new["updatedAt"] == iso(world.now - 1) > old["updatedAt"]
+
+
+# Consistent states and resolving ids -----------------------------------------------------------
+def _all(world: World, name: str) -> list[dict[str, Any]]:
+    entity = world.entities[name]
+    return entity.records(np.arange(entity.count))
+
+
+def test_states_agree_with_each_other(world: World) -> None:
+    sms = _all(world, "outbound_sms")
+    delivered = [m for m in sms if m["status"] == "delivered"]
+    assert 0 < len(delivered) < len(sms)
+    assert all(m.get("errorCode") is None and m["deliveredAt"] for m in delivered)
+    assert all(m["errorCode"] for m in sms if m["status"] in ("failed", "undelivered"))
+    vouchers = _all(world, "static_vouchers")
+    # (the reference requires refund fields on every voucher: empty where there was none)
+    refunded = [v for v in vouchers if v.get("refundedAmount")]
+    assert refunded and all(v["isRedeemed"] for v in refunded)
+    assert not any(v.get("redeemedTransactionID") for v in vouchers if not v["isRedeemed"])
+    ledger = {e["id"]: e for e in _all(world, "ledger_entries")}
+    refunds = [e for e in ledger.values() if e["transactionType"] == "refund"]
+    assert refunds
+    for entry in ledger.values():
+        refunded_id = entry.get("refundedLedgerEntryID")
+        assert (refunded_id is not None) == (entry["transactionType"] == "refund")
+        if refunded_id:
+            assert ledger[refunded_id]["transactionType"] == "redemption"
+
+
+@pytest.mark.parametrize("name,field", [("ledger_entries", "registerID"),
+                                        ("ledger_entries", "paymentObjectID"),
+                                        ("ledger_entries", "parentObjectID"),
+                                        ("static_vouchers", "registerID"),
+                                        ("outbound_sms", "paymentObjectBroadcastID"),
+                                        ("tickets", "recipientMemberID")])
+def test_id_fields_name_real_records(world: World, name: str, field: str) -> None:
+    target = values.FIELD_TARGETS[field]
+    found = [r[field] for r in _all(world, name) if r.get(field)]
+    assert found and all(world.find(target, v) is not None for v in found), (name, field)

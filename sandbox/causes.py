@@ -66,14 +66,10 @@ RULES: tuple[Rule, ...] = (
          "a merchant-credit redemption posts one ledger transaction"),
 )
 
-# What the sandbox deliberately does not propagate, and why (the connector must not rely on it).
-NOT_PROPAGATED: tuple[str, ...] = (
-    "A new outbound or inbound SMS belongs to a phone number (its phoneNumberID) but does not "
-    "change the phone number's record: the API gives no evidence of new SMS on the parent.",
-    "A new voucher, view or broadcast of a campaign does not change the campaign's record.",
-    "A child's link never changes: a voucher never moves to another campaign, an SMS never "
-    "to another phone number.",
-)
+# Deliberately not propagated (the connector must not rely on them; the README says so too):
+# a new outbound or inbound SMS belongs to its phone number (phoneNumberID) but does not change
+# the phone number's record, as the API gives no evidence of new SMS on the parent; a new
+# voucher, view or broadcast of a campaign does not change the campaign's record.
 
 
 def rules_for(when: str, entity: str) -> tuple[Rule, ...]:

@@ -10,6 +10,7 @@ words: aggregate routes name no record schema, and `{id}`-style parameters name 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,7 +238,7 @@ def _dimension(op: Operation, entity: str) -> str | None:
     if named := next((DIMENSION_SEGMENTS[s] for s in segments if s in DIMENSION_SEGMENTS), None):
         return named
     # `.../count/<dimension>[/<state>]`, `.../amount/<dimension>[/...]`
-    for before, segment in zip(segments, segments[1:]):
+    for before, segment in itertools.pairwise(segments):
         if before in ("count", "amount") and segment + "ID" in links:
             return segment + "ID"
         if before in ("count", "amount") and segment in CATEGORICAL:

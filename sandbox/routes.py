@@ -1,10 +1,9 @@
 """Every read route of the Wallet API, answered from the world.
 
-A route is served from the catalog entry that loads it (same entity, same parent link); read
-routes the connector does not load (by-id fetches, excluded lookups) are served from the entity
-whose schema (by name, else by fields) they return. Response shapes follow the spec: records of
-the route's own schema, scalars of its type; where it leaves them untyped the shapes are the
-documented assumptions in `ASSUMPTIONS`.
+Routes come from the vendored reference (`sandbox.reference`); which entity a route serves,
+scoped by which parent, and how it answers, from `sandbox.route_map`. Response shapes follow
+the reference: records of the route's own schema, scalars of its type; where it leaves them
+untyped the shapes are the documented assumptions in `ASSUMPTIONS`.
 """
 
 from __future__ import annotations
@@ -18,6 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
+from sandbox import reference
+from sandbox.reference import Operation
+from sandbox.route_map import Service, record_schema_name, service_of
 from sandbox.world import (
     CATEGORIES,
     DAY,
@@ -25,14 +27,10 @@ from sandbox.world import (
     World,
     make_id,
     parse_time,
-    record_properties,
 )
-from sources.wallet import spec
-from sources.wallet.catalog import ENTRIES, Entry, Measure, Strategy
 
-SERVED_READ_KINDS = frozenset(
-    {"list", "child_list", "paged", "count", "analytics", "report", "get_one"})
 SCALAR_TYPES = frozenset({"string", "boolean", "integer", "number"})
+
 # Where string answers (file and import download URLs) point: a host that never resolves.
 FILE_URL = "https://files.sandbox.invalid"
 DEFAULT_PAGE_SIZE = 100
@@ -77,33 +75,29 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Route:
-    operation: spec.Operation
-    entity: str
-    entry: Entry | None
+    operation: Operation
+    service: Service
     pattern: re.Pattern[str]
 
     @property
     def key(self) -> str:
         return self.operation.key
 
+    @property
+    def entity(self) -> str:
+        return self.service.entity
+
+    @property
+    def parent_entity(self) -> str | None:
+        return self.service.parent
+
     # Facts the serve path reads on every request, worked out once per route.
     @functools.cached_property
-    def kind(self) -> str:
-        return spec.read_kind(self.key)
-
-    @functools.cached_property
-    def strategy(self) -> Strategy | None:
-        return self.entry.strategy if self.entry else None
-
-    @functools.cached_property
-    def measure(self) -> Measure:
-        return (self.entry.measure if self.entry else None) or Measure.COUNT
-
-    @functools.cached_property
     def record_schema(self) -> str | None:
-        """The schema the spec types this route's records with, where its fields differ from
-        the entity's own (records it answers are then built of it over the entity's arrays)."""
-        name = _record_ref(self.operation)
+        """The schema the reference types this route's records with, where its fields differ
+        from the entity's own (records it answers are then built of it over the entity's
+        arrays)."""
+        name = record_schema_name(self.operation)
         own = ENTITY_DEFS[self.entity].schema
         if not name or name == own:
             return None
@@ -112,35 +106,19 @@ class Route:
     @functools.cached_property
     def scalar(self) -> str | None:
         """The JSON type of a scalar answer (string, boolean, integer, number), if it is one."""
-        kind = spec.resolve(self.operation.response).get("type")
+        kind = reference.resolve(self.operation.response).get("type")
         return kind if kind in SCALAR_TYPES else None
-
-    @functools.cached_property
-    def envelope(self) -> tuple[str, str] | None:
-        return self.operation.envelope
-
-    @functools.cached_property
-    def page_params(self) -> tuple[str, str] | None:
-        return self.operation.page_params
-
-    @functools.cached_property
-    def window_params(self) -> tuple[str, str] | None:
-        return self.operation.window_params
 
     @functools.cached_property
     def archive_flag(self) -> bool:
         """The route offers isArchiveIncluded (elsewhere archived records always show)."""
-        op = self.operation
-        return "isArchiveIncluded" in op.query_params or "isArchiveIncluded" in op.body_fields
-
-    @functools.cached_property
-    def parent_entity(self) -> str | None:
-        parent = self.entry.parent if self.entry else None
-        return _entity_of_resource(parent) if parent else None
+        return self.operation.takes("isArchiveIncluded")
 
     @functools.cached_property
     def typed_object(self) -> bool:
-        return _typed_object(self.operation)
+        """The reference types the answer as one object (not an untyped list, no envelope)."""
+        op = self.operation
+        return bool(reference.resolve(op.response).get("properties")) and not op.returns_array
 
 
 def _pattern(path: str) -> re.Pattern[str]:
@@ -151,65 +129,11 @@ def _pattern(path: str) -> re.Pattern[str]:
 @functools.cache
 def _shape(schema: str) -> frozenset[str]:
     """The field names of a component schema's records."""
-    return frozenset(record_properties(spec.component(schema)))
-
-
-def _entity_for_schema() -> dict[str | frozenset[str], str]:
-    """Entity by its schema's name, and by its schema's fields (the spec names one shape
-    several ways, e.g. Ticket and WTTicket)."""
-    found: dict[str | frozenset[str], str] = {}
-    for definition in ENTITY_DEFS.values():
-        if definition.schema:
-            found.setdefault(definition.schema, definition.name)
-            if shape := _shape(definition.schema):
-                found.setdefault(shape, definition.name)
-    return found
-
-
-def _record_ref(op: spec.Operation) -> str | None:
-    """Name of the component schema of one record of the answer (array item, envelope item or
-    the object itself), if the spec names one and it has fields."""
-    schema = op.response
-    envelope = op.envelope
-    if envelope:
-        schema = spec.resolve(schema)["properties"][envelope[0]]
-    if spec.resolve(schema).get("type") == "array":
-        schema = spec.resolve(schema).get("items", {})
-    name = schema.get("$ref", "").rsplit("/", 1)[-1]
-    return name if name and _shape(name) else None
-
-
-# Served routes that no catalog entry loads and whose schema names no entity.
-EXTRA_ENTITIES: dict[str, str] = {
-    "/v2/customer/vouchers/": "static_vouchers",
-    "/v2/pos/infogenesis/": "infogenesis_requests",
-    "/v2/customer/search/": "members",
-    "/walletPageViews/": "wallet_page_views",
-    "/v2/customer/walletViews/": "wallet_page_views",
-    "/v2/payment/staticVoucher/reach/": "outbound_sms",
-    "/v2/payment/staticVoucherCampaignGroups/": "static_voucher_campaigns",
-    "/v2/payment/staticVoucherCampaign/overview/": "static_vouchers",
-    "/v2/employee/file/": "documents",
-    "/authentication/status/": "employees",
-}
+    return frozenset(reference.properties(reference.component(schema)))
 
 
 def build_routes() -> list[Route]:
-    entries = {entry.route: entry for entry in ENTRIES}
-    by_schema = _entity_for_schema()
-    routes = []
-    for row in spec.endpoint_rows():
-        if row["read_kind"] not in SERVED_READ_KINDS:
-            continue
-        key = f"{row['method']} {row['path']}"
-        entry = entries.get(key)
-        schema = row["record_schema"]
-        entity = entry.entity if entry else schema and (
-            by_schema.get(schema) or by_schema.get(_shape(schema)))
-        if not entity:
-            entity = next((e for part, e in EXTRA_ENTITIES.items() if part in row["path"]),
-                          "documents")
-        routes.append(Route(spec.operation(key), entity, entry, _pattern(row["path"])))
+    routes = [Route(op, service_of(op), _pattern(op.path)) for op in reference.read_operations()]
     # Literal segments win over parameters: /outbound/page/{id} before /outbound/{id}.
     routes.sort(key=lambda r: (r.operation.path.count("{"), -len(r.operation.path)))
     return routes
@@ -276,7 +200,7 @@ class Responder:
                 raise ApiError(422, "FalsumError", f"missing path parameter {name}")
 
     def window(self) -> tuple[float, float] | None:
-        names = self.route.window_params
+        names = self.op.window_params
         if not names:
             return None
         start = _time(self.request.get(names[0]), names[0])
@@ -292,20 +216,17 @@ class Responder:
     def link(self) -> tuple[str, int] | None:
         """The parent record a child route is scoped to: its path parameter, or the `id` of
         a body-paged log request."""
-        parent_entity = self.route.parent_entity
-        if parent_entity is None:
+        service = self.route.service
+        if service.parent is None or service.link_field is None:
             return None
         value = (self.params[self.op.path_params[0]] if self.op.path_params
                  else self.request.get("id"))
         if not isinstance(value, str):
             raise ApiError(422, "FalsumError", "id is required")
-        index = self.world.find(parent_entity, value)
+        index = self.world.find(service.parent, value)
         if index is None:
-            raise ApiError(404, "NotFound", f"no {parent_entity} record with id {value!r}")
-        field = self.entity.link_field_to(parent_entity)
-        if field is None:
-            raise ApiError(500, "InternalServerError", "sandbox has no link for this route")
-        return field, index
+            raise ApiError(404, "NotFound", f"no {service.parent} record with id {value!r}")
+        return service.link_field, index
 
     def selection(self) -> np.ndarray:
         # Archived records hide only on routes that offer isArchiveIncluded to show them.
@@ -314,11 +235,11 @@ class Responder:
             include = bool(_bool(self.request.get("isArchiveIncluded"), "isArchiveIncluded"))
         indices = self.entity.select(link=self.link(), window=self.window(),
                                      include_archived=include)
-        entry = self.route.entry
-        if entry and entry.record_filter:
+        wanted = self.route.service.record_filter
+        if wanted:
             # Filters on generated fields need the records; only small selections use them.
             records = self.entity.records(indices)
-            keep = [all(r.get(k) == v for k, v in entry.record_filter.items()) for r in records]
+            keep = [all(r.get(k) == v for k, v in wanted.items()) for r in records]
             indices = indices[np.array(keep, dtype=bool)] if len(indices) else indices
         return indices
 
@@ -330,18 +251,16 @@ class Responder:
     def respond(self) -> Any:
         self.validate()
         route = self.route
-        entry, strategy, kind = route.entry, route.strategy, route.kind
+        answer = route.service.answer
         if route.scalar:
             return self.scalar(route.scalar)
-        if strategy is Strategy.DAILY:
+        if answer == "daily":
             return self.daily()
-        if strategy is Strategy.PER_WINDOW or strategy is Strategy.COUNT:
+        if answer == "aggregate":
             return self.aggregate()
-        if entry is None and kind in ("count", "analytics"):
-            return self.aggregate()
-        if kind == "get_one" and self.op.path_params and entry is None:
+        if answer == "by_id":
             return self.one()
-        if kind == "get_one" and not self.op.returns_array:
+        if answer == "single":
             records = self.records(self.selection()[:1])
             return records[0] if records else {}
         return self.listing()
@@ -360,7 +279,7 @@ class Responder:
     def scalar(self, kind: str) -> Any:
         """A scalar answer of the spec's type, about the record a by-id route names or the
         records the request selects (see ASSUMPTIONS)."""
-        by_id = self.op.path_params and self.route.entry is None
+        by_id = self.op.path_params and self.route.parent_entity is None
         indices = np.array([self.found()]) if by_id else self.selection()
         if kind == "boolean":
             return bool(len(indices))
@@ -372,7 +291,7 @@ class Responder:
 
     def listing(self) -> Any:
         indices = self.selection()
-        pages = self.route.page_params
+        pages = self.op.page_params
         total = len(indices)
         if pages:
             number = _int(self.request.get(pages[0]), pages[0]) or 1
@@ -380,7 +299,7 @@ class Responder:
                        MAX_PAGE_SIZE)
             indices = indices[(number - 1) * size: number * size]
         records = self.records(indices)
-        envelope = self.route.envelope
+        envelope = self.op.envelope
         if envelope is None and self.route.typed_object:
             return records[0] if records else {}
         if envelope is None:
@@ -396,21 +315,20 @@ class Responder:
         return body
 
     def _values(self, indices: np.ndarray) -> tuple[str, np.ndarray]:
-        if self.route.measure is Measure.AMOUNT and self.entity.definition.amount:
+        if self.route.service.measure == "amount" and self.entity.definition.amount:
             return "amount", self.entity.amounts(indices)
         return "count", np.ones(len(indices), dtype=np.int64)
 
     def aggregate(self) -> Any:
         indices = self.selection()
-        entry = self.route.entry
         if self.op.response.get("$ref", "").endswith("ReachPerformanceStats"):
             return self.reach(indices)
         name, values = self._values(indices)
-        if entry and entry.dimension:
-            return self.by_dimension(entry.dimension, indices, name, values)
+        if dimension := self.route.service.dimension:
+            return self.by_dimension(dimension, indices, name, values)
         total = int(values.sum())
         # Typed count objects with more required numbers (e.g. seats) carry the same total.
-        required = spec.resolve(self.op.response).get("required", [])
+        required = reference.resolve(self.op.response).get("required", [])
         return {name: total, **{field: total for field in required if field != name}}
 
     def by_dimension(self, dimension: str, indices: np.ndarray, name: str,
@@ -437,7 +355,7 @@ class Responder:
     def daily(self) -> list[dict[str, Any]]:
         indices = self.selection()
         name, values = self._values(indices)
-        typed = self.op.record_schema().get("properties", {})
+        typed = reference.resolve(self.op.record).get("properties", {})
         name = next((f for f in typed if f != "date"), name)
         created = self.entity.created[indices]
         if not len(created):
@@ -463,15 +381,6 @@ class Responder:
             raise ApiError(422, "FalsumError", f"unknown timezone {name!r}") from None
 
 
-def _typed_object(op: spec.Operation) -> bool:
-    """The spec types the answer as one object (not an untyped list, not an envelope)."""
-    return bool(spec.resolve(op.response).get("properties")) and not op.returns_array
-
-
-def _entity_of_resource(resource: str) -> str:
-    return next(entry.entity for entry in ENTRIES if entry.name == resource)
-
-
 def dimension_keys(world: World, entity: str, dimension: str,
                    indices: np.ndarray) -> list[str]:
     """The value of `dimension` on each record, as the records themselves carry it."""
@@ -481,4 +390,6 @@ def dimension_keys(world: World, entity: str, dimension: str,
         count0, prefix = world.count0[linked], world.prefixes[linked]
         length = ENTITY_DEFS[linked].id_length
         return [make_id(prefix, i % count0, length) for i in indices.tolist()]
+    if dimension in target.fields:
+        return [str(r[dimension]) for r in target.records(indices)]
     return [f"{dimension} {i % CATEGORIES}" for i in indices.tolist()]

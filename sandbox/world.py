@@ -13,6 +13,7 @@ progression and never a scan.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 import threading
 from collections.abc import Callable, Iterable
@@ -22,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sources.wallet import spec
-from sources.wallet.catalog import singular, snake
+from sandbox import causes, reference, values
 
 ALPHABET = string.digits + string.ascii_letters
 Builder = Callable[[Iterable[tuple[Any, ...]]], list[dict[str, Any]]]
@@ -45,8 +45,15 @@ class EntityDef:
 
 def _d(name: str, schema: str | None, share: float = 0.0, minimum: int = 5, *,
        links: dict[str, str] | None = None, amount: str | None = None,
-       id_length: int = 10) -> EntityDef:
-    return EntityDef(name, schema, share, minimum, links or {}, amount, id_length)
+       id_length: int | None = None) -> EntityDef:
+    return EntityDef(name, schema, share, minimum, links or {}, amount,
+                     id_length or _declared_id_length(schema))
+
+
+def _declared_id_length(schema: str | None) -> int:
+    """The length the reference gives the record's `id` (10 where it says none)."""
+    declared = reference.properties(reference.component(schema)).get("id", {}) if schema else {}
+    return int(declared.get("maxLength", 10))
 
 
 PHONE = {"phoneNumberID": "phone_numbers"}
@@ -163,6 +170,9 @@ ENTITIES: tuple[EntityDef, ...] = (
 )
 
 ENTITY_DEFS: dict[str, EntityDef] = {e.name: e for e in ENTITIES}
+# A field that links to an entity in one record links to it wherever it appears (a
+# `phoneNumberID` is a phone number's id in every record that carries one).
+LINK_TARGETS: dict[str, str] = {name: target for e in ENTITIES for name, target in e.links.items()}
 
 # Fields every generated record has, whatever its schema says (documented in the README).
 BASE_FIELDS = ("id", "merchantID", "createdAt", "updatedAt", "isActive")
@@ -233,17 +243,25 @@ def decode_id(value: str) -> tuple[int, int] | None:
     return prefix, index
 
 
-def record_properties(schema: dict[str, Any]) -> dict[str, Any]:
-    """Properties of one record: of the schema, of all its `allOf` parts, or of its first
-    `anyOf`/`oneOf` branch that has any."""
-    schema = spec.resolve(schema)
-    if "allOf" in schema:
-        return {k: v for part in schema["allOf"] for k, v in record_properties(part).items()}
-    for key in ("anyOf", "oneOf"):
-        for branch in schema.get(key, []):
-            if props := record_properties(branch):
-                return props
-    return dict(schema.get("properties", {}))
+# The value of a required, non-nullable field that has none (a voucher never refunded).
+EMPTY_VALUES: dict[str, Any] = {"string": "", "integer": 0, "number": 0, "boolean": False}
+
+
+def _within(expression: str, schema: dict[str, Any]) -> str:
+    """`expression` bent into the schema's bounds (integers) or lengths (strings)."""
+    kind = schema.get("type")
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if kind in ("integer", "number") and high is not None:
+        low = low or 0
+        return f"({low} + ({expression}) % {high - low + 1})"
+    if kind in ("integer", "number") and low:
+        return f"max({low}, {expression})"
+    shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
+    if kind == "string" and longest is not None:
+        expression = f"({expression})[:{longest}]"
+    if kind == "string" and shortest > 1:
+        expression = f"({expression}).ljust({shortest}, '0')"
+    return expression
 
 
 def _money_field(name: str) -> bool:
@@ -281,7 +299,7 @@ class Entity:
 
     # Record shape --------------------------------------------------------------------------
     def _fields(self, schema_name: str | None) -> dict[str, dict[str, Any]]:
-        props = record_properties(spec.component(schema_name)) if schema_name else {}
+        props = reference.properties(reference.component(schema_name)) if schema_name else {}
         if not props:
             props = {name: {} for name in (*BASE_FIELDS, *GENERIC_FIELDS)}
             if self.definition.amount:
@@ -292,8 +310,45 @@ class Entity:
 
     def _expression(self, name: str, schema: dict[str, Any], depth: int = 0) -> str:
         """Python expression that yields this field's value, of: i index, c/u/d created,
-        updated and derived ISO times, a active flag, r revision."""
-        resolved = spec.resolve(schema)
+        updated and derived ISO times, a active flag, r revision; within the reference's
+        bounds and lengths for the field."""
+        resolved = reference.resolve(schema)
+        expression = self._value_expression(name, resolved, depth)
+        if name == self.definition.amount or self._counted_child(name):
+            return expression  # analytics sum and count these: never bent
+        return _within(expression, resolved)
+
+    def _entry(self, name: str, schema: dict[str, Any], required: bool) -> str:
+        """One `key: value` of a record's dict display. Where a field's condition
+        (`values.CONDITIONS`) does not hold, the field is null; where the reference does not
+        let it be null, absent; where it is also required, the empty value of its type (no
+        refund: amount 0, transaction id "")."""
+        expression = self._expression(name, schema)
+        condition = values.CONDITIONS.get((self.name, name))
+        if condition is None:
+            return f"{name!r}: {expression}"
+        test = self._condition(condition)
+        resolved = reference.resolve(schema)
+        kind = resolved.get("type")
+        branched = any(key in resolved for key in ("anyOf", "oneOf", "allOf"))
+        if resolved.get("nullable") or not (kind or branched):
+            return f"{name!r}: ({expression} if ({test}) else None)"
+        kind = kind or "string"  # a union: its values are strings here (`_value_expression`)
+        if not required:
+            return f"**({{{name!r}: {expression}}} if ({test}) else {{}})"
+        empty = EMPTY_VALUES.get(kind)
+        if empty is None or (kind == "string" and resolved.get("minLength", 0) > 0):
+            return f"{name!r}: {expression}"  # no empty value fits: always a value
+        return f"{name!r}: ({expression} if ({test}) else {empty!r})"
+
+    def _condition(self, template: str) -> str:
+        """A `values.CONDITIONS` template with each `{field}` spelled as its expression."""
+        own = self._fields(self.definition.schema)
+        used = re.findall(r"\{(\w+)\}", template)
+        return template.format_map({name: f"({self._expression(name, own.get(name, {}))})"
+                                    for name in used})
+
+    def _value_expression(self, name: str, resolved: dict[str, Any], depth: int) -> str:
         kind = resolved.get("type")
         if "anyOf" in resolved:
             kind = "string"
@@ -301,9 +356,11 @@ class Entity:
             return id_expression(self.prefix, "i", self.id_length)
         if name == "merchantID":
             return repr(self.world.merchant_id)
-        if name in self.definition.links:
-            target = self.definition.links[name]
-            return id_expression(self.world.prefixes[target], f"i % {self.world.count0[target]}",
+        if target := (self.definition.links.get(name) or LINK_TARGETS.get(name)
+                      or values.FIELD_TARGETS.get(name)):
+            # A record naming its own kind names the one created just before it.
+            index = "max(i - 1, 0)" if target == self.name else f"i % {self.world.count0[target]}"
+            return id_expression(self.world.prefixes[target], index,
                                  ENTITY_DEFS[target].id_length)
         if name == "createdAt":
             return "c"
@@ -315,11 +372,13 @@ class Entity:
             # `<child>Count`: how many records of a linking entity point at this one, now.
             step = self.world.count0[self.name]
             return f"len(range(i, entities[{child!r}].count, {step})) if i < {step} else 0"
+        if resolved.get("enum"):
+            choices = resolved["enum"]
+            return f"{choices!r}[i % {len(choices)}]"
+        if domain := values.DOMAIN_VALUES.get((self.name, name)):
+            return f"{domain!r}[i % {len(domain)}]"
         if name in CATEGORICAL:
             return f"{name!r} + ' ' + str(i % {CATEGORIES})"
-        if resolved.get("enum"):
-            values = resolved["enum"]
-            return f"{values!r}[i % {len(values)}]"
         if name.endswith("_decimal"):
             return f"'%d.%02d' % divmod({self._money_expression()}, 100)"
         if name.endswith("_string"):
@@ -338,12 +397,14 @@ class Entity:
             return "[]"
         if kind == "object" or "properties" in resolved:
             return self._nested(resolved, depth)
+        if name.endswith("ID") and kind in (None, "string"):
+            # An id of a record the world does not hold: id-shaped, of the declared length.
+            length = resolved.get("maxLength") or resolved.get("minLength") or 10
+            return id_expression(self.prefix + 1, "i", max(int(length), 3))
         if "mail" in name.lower():
             return "f'user{i}@example.com'"
         if "phone" in name.lower() or name in ("to", "from", "cellPhone"):
             return "f'+1555{i % 10000000:07d}'"
-        if name.endswith("ID"):
-            return id_expression(self.prefix + 1, "i", 10)
         return f"f'{name} {{i}}{{s}}'"
 
     def _nested(self, schema: dict[str, Any], depth: int) -> str:
@@ -359,8 +420,9 @@ class Entity:
         """The entity a `<child>Count` field counts: one named for the stem that links here."""
         if not name.endswith("Count") or len(name) == 5:
             return None
-        stem = snake(name[:-5])
-        return next((d.name for d in ENTITIES if singular(d.name) == stem
+        # memberCount -> members
+        plural = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name[:-5]).lower() + "s"
+        return next((d.name for d in ENTITIES if d.name == plural
                      and self.name in d.links.values()), None)
 
     def _money_expression(self) -> str:
@@ -377,7 +439,9 @@ class Entity:
         build = self._builders.get(schema_name)
         if build is None:
             fields = self._fields(schema_name)
-            body = ", ".join(f"{name!r}: {self._expression(name, schema)}"
+            required = set(reference.component(schema_name).get("required", [])
+                           if schema_name else ())
+            body = ", ".join(self._entry(name, schema, name in required)
                              for name, schema in fields.items())
             namespace = {"P": PAIRS, "entities": self.world.entities}
             build = eval(f"lambda rows: [{{{body}}} for i, c, u, d, a, r, s in rows]",
@@ -409,6 +473,8 @@ class Entity:
         """Indices in creation order: optionally children of one linked record, within
         [start, end) on createdAt, and without archived records."""
         if link:
+            # Children of parent p are p, p + n, p + 2n, ... (n: the parent's first count),
+            # the inverse of `parent_index`.
             target = self.definition.links[link[0]]
             indices = np.arange(link[1], self.count, self.world.count0[target])
         else:
@@ -421,6 +487,14 @@ class Entity:
             indices = indices[self.active[indices]]
         return indices
 
+    def parent_index(self, field: str, indices: np.ndarray) -> np.ndarray:
+        """Index of the record each of these records names in its link `field` (fixed for
+        life: a record never moves to another parent)."""
+        return indices % self.world.count0[self.definition.links[field]]
+
+    def id_of(self, index: int) -> str:
+        return make_id(self.prefix, index, self.id_length)
+
     def link_field_to(self, target: str) -> str | None:
         for name, entity in self.definition.links.items():
             if entity == target:
@@ -428,11 +502,14 @@ class Entity:
         return None
 
     # Change ---------------------------------------------------------------------------------
-    def create(self, n: int, at: float) -> None:
+    def create(self, n: int, at: float) -> np.ndarray:
+        """Append `n` records created at `at`; their indices."""
+        first = self.count
         self.created = np.concatenate([self.created, np.full(n, at)])
         self.updated = np.concatenate([self.updated, np.full(n, at)])
         self.active = np.concatenate([self.active, np.ones(n, dtype=bool)])
         self.revision = np.concatenate([self.revision, np.zeros(n, dtype=np.int32)])
+        return np.arange(first, self.count)
 
     def touch(self, indices: np.ndarray, at: float, archive: bool) -> None:
         self.updated[indices] = at
@@ -478,21 +555,53 @@ class World:
 
     def advance(self, *, minutes: float = 60.0, create: int = 0, update: int = 0,
                 archive: int = 0, entities: list[str] | None = None) -> dict[str, Any]:
-        """Move the clock and change records: the same call on the same world changes the
-        same records."""
+        """Move the clock and change records, then what those changes cause (`causes.RULES`):
+        the same call on the same world changes the same records. The answer says what
+        changed: counts per entity (`changed` as asked, `caused` by the rules) and the ids of
+        every existing record changed (`touched`); no other record changes."""
         with self.lock:
             self.now += minutes * 60
+            at = self.now - 1  # changes land a little before "now"
             names = entities or [n for n, e in self.entities.items() if e.definition.share]
             rng = np.random.default_rng(self.seed * 31 + int(self.now))
             changed: dict[str, dict[str, int]] = {}
+            events: list[tuple[str, str, np.ndarray]] = []
+            touched: dict[str, set[int]] = {}
             for name in names:
                 entity = self.entities[name]
                 existing = entity.count
                 picks = rng.choice(existing, size=min(existing, update + archive), replace=False)
-                # Changes land a little before "now", spread over the advanced interval.
-                entity.touch(np.sort(picks[:update]), self.now - 1, archive=False)
-                entity.touch(np.sort(picks[update:]), self.now - 1, archive=True)
-                entity.create(create, self.now - 1)
-                changed[name] = {"created": create, "updated": len(picks[:update]),
-                                 "archived": len(picks[update:])}
-            return {"now": iso(self.now), "changed": changed}
+                updated, archived = np.sort(picks[:update]), np.sort(picks[update:])
+                entity.touch(updated, at, archive=False)
+                entity.touch(archived, at, archive=True)
+                touched.setdefault(name, set()).update(picks.tolist())
+                events += [(name, "updated", updated),
+                           (name, "created", entity.create(create, at))]
+                changed[name] = {"created": create, "updated": len(updated),
+                                 "archived": len(archived)}
+            caused = self._propagate(events, at, touched)
+            return {"now": iso(self.now), "changed": changed, "caused": caused,
+                    "touched": {name: [self.entities[name].id_of(i) for i in sorted(found)]
+                                for name, found in touched.items() if found}}
+
+    def _propagate(self, events: list[tuple[str, str, np.ndarray]], at: float,
+                   touched: dict[str, set[int]]) -> dict[str, dict[str, int]]:
+        """Apply the causal rules to every change, and to the changes they make in turn."""
+        caused: dict[str, dict[str, int]] = {}
+        while events:
+            name, when, indices = events.pop(0)
+            if not len(indices):
+                continue
+            for rule in causes.rules_for(when, name):
+                target = self.entities[rule.target]
+                counts = caused.setdefault(rule.target, {"created": 0, "updated": 0})
+                if rule.effect == "touches" and rule.link:
+                    parents = np.unique(self.entities[name].parent_index(rule.link, indices))
+                    target.touch(parents, at, archive=False)
+                    touched.setdefault(rule.target, set()).update(parents.tolist())
+                    counts["updated"] += len(parents)
+                    events.append((rule.target, "updated", parents))
+                else:
+                    events.append((rule.target, "created", target.create(len(indices), at)))
+                    counts["created"] += len(indices)
+        return caused

@@ -13,11 +13,13 @@ import httpx
 import numpy as np
 import pytest
 
+from sandbox import causes, values
 from sandbox.server import Sandbox
 from sandbox.world import (
     ALPHABET,
     DAY,
     ENTITY_DEFS,
+    LINK_TARGETS,
     PAIRS,
     World,
     decode_id,
@@ -26,7 +28,9 @@ from sandbox.world import (
     make_id,
     parse_time,
 )
+from sources.wallet import spec
 from tests.conftest import api, start_sandbox
+from tests.schema_check import validate
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 SAMPLED = ("members", "outbound_sms", "static_vouchers", "wallet_page_views", "subscribers",
@@ -113,6 +117,39 @@ def test_foreign_keys_resolve(world: World, name: str) -> None:
             index = world.find(target, record[field])
             assert index is not None, (name, field, record[field])
             assert world.entities[target].record(index)["id"] == record[field]
+
+
+# Constraints -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(n for n, d in ENTITY_DEFS.items() if d.schema))
+def test_records_respect_their_schemas_constraints(world: World, name: str) -> None:
+    """Types, bounds, lengths, enums and formats of the entity's own schema, every field."""
+    entity = world.entities[name]
+    schema = spec.component(entity.definition.schema)
+    errors = [e for record in entity.records(sample(entity, 60))
+              for e in validate(record, schema, record["id"])]
+    assert not errors, errors[:10]
+
+
+def test_the_constraints_the_issue_cites(world: World) -> None:
+    books = world.entities["link_books"]  # LinkBook.orderNumber: minimum 1
+    assert min(b["orderNumber"] for b in books.records(np.arange(books.count))) >= 1
+    designs = world.entities["payment_designs"]
+    assert max(d["borderRadius"] for d in designs.records(np.arange(designs.count))) <= 20
+    lists = world.entities["imported_lists"]
+    for record in lists.records(np.arange(lists.count)):
+        assert len(record["phoneNumberID"]) == 10
+        assert world.find("phone_numbers", record["phoneNumberID"]) is not None
+
+
+@pytest.mark.parametrize("name", SAMPLED)
+def test_link_named_fields_resolve_wherever_they_appear(world: World, name: str) -> None:
+    """A field named like a link (`phoneNumberID`, `campaignID`) names a real record, also in
+    entities that do not declare the link."""
+    entity = world.entities[name]
+    for record in entity.records(sample(entity, 50)):
+        for field, value in record.items():
+            if field in LINK_TARGETS and isinstance(value, str):
+                assert world.find(LINK_TARGETS[field], value) is not None, (name, field, value)
 
 
 # Times -----------------------------------------------------------------------------------------
@@ -317,3 +354,130 @@ def test_advance_python_api() -> None:
     c.advance(create=1)
     assert c.entities["outbound_sms"].count == a.entities["outbound_sms"].count + 1
     assert c.entities["payment_designs"].count == a.entities["payment_designs"].count
+
+
+# Causality and stability -----------------------------------------------------------------------
+def _snapshot(world: World) -> dict[str, dict[str, dict[str, Any]]]:
+    return {name: {r["id"]: r for r in entity.records(np.arange(entity.count))}
+            for name, entity in world.entities.items()}
+
+
+def test_advance_changes_only_what_it_says_and_no_record_changes_parent() -> None:
+    world = World(seed=9, scale=2000, now=NOW)
+    before = _snapshot(world)
+    result = world.advance(minutes=60, create=20, update=10, archive=2)
+    after = _snapshot(world)
+    stamp = iso(world.now - 1)
+    assert result["caused"], "the changes cause others"
+    for name, records in before.items():
+        links = world.entities[name].definition.links
+        touched = set(result["touched"].get(name, []))
+        assert touched <= set(records)
+        for record_id, old in records.items():
+            new = after[name][record_id]
+            assert {f: new[f] for f in links} == {f: old[f] for f in links}, (name, record_id)
+            if record_id in touched:
+                assert new["updatedAt"] == stamp and new != old, (name, record_id)
+            else:
+                assert new == old, (name, record_id)
+        created = set(after[name]) - set(records)
+        expected = result["changed"].get(name, {}).get("created", 0) + result["caused"].get(
+            name, {}).get("created", 0)
+        assert len(created) == expected, name
+
+
+def test_new_parents_leave_existing_children_where_they_are() -> None:
+    world = World(seed=9, scale=2000, now=NOW)
+    campaigns, vouchers = world.entities["static_voucher_campaigns"], world.entities[
+        "static_vouchers"]
+
+    def children() -> dict[str, set[str]]:
+        return {c["id"]: {v["id"] for v in vouchers.records(
+            vouchers.select(link=("campaignID", i)))}
+            for i, c in enumerate(campaigns.records(np.arange(campaigns.count)))}
+
+    old = children()
+    world.advance(create=20, entities=["static_voucher_campaigns"])
+    new = children()
+    assert len(new) == len(old) + 20
+    assert {k: new[k] for k in old} == old
+
+
+@pytest.mark.parametrize("rule", causes.RULES, ids=lambda r: f"{r.entity}-{r.when}-{r.target}")
+def test_each_causal_rule_propagates(rule: causes.Rule) -> None:
+    world = World(seed=9, scale=2000, now=NOW)
+    target = world.entities[rule.target]
+    count = target.count
+    if rule.when == "created":
+        result = world.advance(minutes=10, create=1, entities=[rule.entity])
+        source = world.entities[rule.entity]
+        record = source.record(source.count - 1)
+    else:
+        result = world.advance(minutes=10, update=1, entities=[rule.entity])
+        record = None
+    stamp = iso(world.now - 1)
+    if rule.effect == "creates":
+        assert target.count == count + 1
+        assert target.record(target.count - 1)["createdAt"] == stamp
+        assert result["caused"][rule.target]["created"] >= 1
+        return
+    assert record is not None and rule.link
+    parent_id = record[rule.link]
+    before = World(seed=9, scale=2000, now=NOW).entities[rule.target]
+    index = world.find(rule.target, parent_id)
+    assert index is not None
+    assert target.record(index)["updatedAt"] == stamp
+    assert target.record(index) != before.record(index)
+    assert parent_id in result["touched"][rule.target]
+
+
+def test_a_points_history_row_changes_its_members_points() -> None:
+    world = World(seed=9, scale=2000, now=NOW)
+    history = world.entities["member_points_history"]
+    world.advance(minutes=10, create=1, entities=["member_points_history"])
+    member_id = history.record(history.count - 1)["memberID"]
+    index = world.find("members", member_id)
+    assert index is not None
+    old = World(seed=9, scale=2000, now=NOW).entities["members"].record(index)
+    new = world.entities["members"].record(index)
+    assert new["pointsAccrued"] != old["pointsAccrued"]
+    assert new["updatedAt"] == iso(world.now - 1) > old["updatedAt"]
+
+
+# Consistent states and resolving ids -----------------------------------------------------------
+def _all(world: World, name: str) -> list[dict[str, Any]]:
+    entity = world.entities[name]
+    return entity.records(np.arange(entity.count))
+
+
+def test_states_agree_with_each_other(world: World) -> None:
+    sms = _all(world, "outbound_sms")
+    delivered = [m for m in sms if m["status"] == "delivered"]
+    assert 0 < len(delivered) < len(sms)
+    assert all(m.get("errorCode") is None and m["deliveredAt"] for m in delivered)
+    assert all(m["errorCode"] for m in sms if m["status"] in ("failed", "undelivered"))
+    vouchers = _all(world, "static_vouchers")
+    # (the reference requires refund fields on every voucher: empty where there was none)
+    refunded = [v for v in vouchers if v.get("refundedAmount")]
+    assert refunded and all(v["isRedeemed"] for v in refunded)
+    assert not any(v.get("redeemedTransactionID") for v in vouchers if not v["isRedeemed"])
+    ledger = {e["id"]: e for e in _all(world, "ledger_entries")}
+    refunds = [e for e in ledger.values() if e["transactionType"] == "refund"]
+    assert refunds
+    for entry in ledger.values():
+        refunded_id = entry.get("refundedLedgerEntryID")
+        assert (refunded_id is not None) == (entry["transactionType"] == "refund")
+        if refunded_id:
+            assert ledger[refunded_id]["transactionType"] == "redemption"
+
+
+@pytest.mark.parametrize("name,field", [("ledger_entries", "registerID"),
+                                        ("ledger_entries", "paymentObjectID"),
+                                        ("ledger_entries", "parentObjectID"),
+                                        ("static_vouchers", "registerID"),
+                                        ("outbound_sms", "paymentObjectBroadcastID"),
+                                        ("tickets", "recipientMemberID")])
+def test_id_fields_name_real_records(world: World, name: str, field: str) -> None:
+    target = values.FIELD_TARGETS[field]
+    found = [r[field] for r in _all(world, name) if r.get(field)]
+    assert found and all(world.find(target, v) is not None for v in found), (name, field)

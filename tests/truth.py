@@ -1,9 +1,16 @@
-"""What the sandbox holds for a catalog entry, computed from the world rather than over HTTP,
-so that tests compare the warehouse against an independent truth."""
+"""What the sandbox holds for a catalog entry, computed from the world's records rather than
+over HTTP or by the code that answers requests, so that tests compare the warehouse against an
+independent truth: a bug shared by the connector and the sandbox's responder cannot hide.
+
+The truth reads the catalog's claims (which entity a route returns, its parent, its filters)
+and the reference's (whether the route hides archived records), then selects from every
+record of the entity: the sandbox's route map is never consulted.
+"""
 
 from __future__ import annotations
 
-from sandbox.routes import Request, Responder
+import numpy as np
+
 from sandbox.server import Sandbox
 from sources.wallet import spec
 from sources.wallet.catalog import Entry, Strategy, entries_by_name
@@ -11,31 +18,40 @@ from sources.wallet.catalog import Entry, Strategy, entries_by_name
 RECORD_STRATEGIES = (Strategy.CURSOR, Strategy.SNAPSHOT, Strategy.WINDOW, Strategy.FILTERED)
 
 
-def _wire(value: object) -> object:
-    return str(value).lower() if isinstance(value, bool) else value
+def _hides_archived(entry: Entry) -> bool:
+    """The route offers isArchiveIncluded and the entry does not ask for archived records."""
+    op = entry.operation
+    offered = "isArchiveIncluded" in op.query_params or "isArchiveIncluded" in op.body_fields
+    return offered and entry.params.get("isArchiveIncluded") is not True
 
 
 def record_ids(box: Sandbox, entry: Entry) -> set[str]:
     """Ids of every record the entry's route serves, over every parent, whole history."""
-    route = next(r for r in box.routes if r.key == entry.route)
-    parents: list[str | None] = [None]
-    if entry.parent:
-        parents = sorted(record_ids(box, entries_by_name()[entry.parent]))
-    query = {k: _wire(v) for k, v in entry.params.items()
-             if k not in entry.operation.body_fields}
-    body = {k: v for k, v in entry.params.items() if k in entry.operation.body_fields}
-    ids: set[str] = set()
-    entity = box.world.entities[route.entity]
-    for parent in parents:
-        path = {entry.path_param: parent} if entry.path_param and parent else {}
-        request_body = {**body, "id": parent} if parent and not entry.path_param else body
-        with box.world.lock:
-            responder = Responder(box.world, route, path, Request(query, request_body))
-            selected = responder.selection()
-            if spec.read_kind(entry.route) == "get_one":
-                selected = selected[:1]  # a singleton route answers one record
-            ids.update(r["id"] for r in entity.records(selected))
-    return ids
+    world = box.world
+    entity = world.entities[entry.entity]
+    with world.lock:
+        records = entity.records(np.arange(entity.count))
+    if _hides_archived(entry):
+        records = [r for r in records if r["isActive"]]
+    records = [r for r in records
+               if all(r.get(k) == v for k, v in entry.record_filter.items())]
+    if not entry.parent:
+        # A singleton route answers one record: the oldest.
+        return {r["id"] for r in records[:1]} if _singleton(entry) else {r["id"] for r in records}
+    parent = entries_by_name()[entry.parent]
+    link = next(f for f, t in entity.definition.links.items() if t == parent.entity)
+    parents = record_ids(box, parent)
+    kept: dict[str, list[str]] = {}
+    for record in records:
+        if record[link] in parents:
+            kept.setdefault(record[link], []).append(record["id"])
+    if _singleton(entry):
+        return {ids[0] for ids in kept.values()}
+    return {i for ids in kept.values() for i in ids}
+
+
+def _singleton(entry: Entry) -> bool:
+    return spec.read_kind(entry.route) == "get_one"
 
 
 # A subset with every record strategy and a fan-out, used by the fault suite and the soak.

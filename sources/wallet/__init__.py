@@ -95,6 +95,7 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
     except RouteFailed as err:
         ctx.failed(entry.name, str(err))
     yield from batches.flush()
+    ctx.finished.add(entry.name)
 
 
 def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],

@@ -55,6 +55,7 @@ class Extraction:
     failures: dict[str, str] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     arrow_rows: dict[str, int] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)  # resources done (run progress)
     _parents: dict[str, list[str]] = field(default_factory=dict)
     _parent_errors: dict[str, RouteFailed] = field(default_factory=dict)
     _parent_locks: dict[str, threading.Lock] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""`wallet-elt`: run, demo, resources, sandbox."""
+"""`wallet-elt`: run, demo, resources, schema, sandbox. Exit codes: 0 loaded, 1 the run failed
+(in part or whole; rerun), 2 a setting is wrong (one line says which; see pipelines/errors.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import NoReturn
 
 import dlt
 import duckdb
+from dlt.common.pipeline import TRefreshMode
 
-from pipelines.errors import MISCONFIGURED, RUN_FAILED, explain, redact
+from pipelines.errors import MISCONFIGURED, RUN_FAILED, ConfigError, explain, redact
 from pipelines.pipeline import (
     DEFAULT_DUCKDB_FILE,
     PartialLoad,
@@ -84,19 +86,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     if args.base_url:
         source_args["base_url"] = args.base_url
-    refresh = "drop_resources" if args.full_refresh else None
+    refresh: TRefreshMode | None = "drop_resources" if args.full_refresh else None
     print(f"loading the Wallet account into {destination} (dataset {pipeline.dataset_name}"
           f"{', full refresh' if refresh else ''}) ...", flush=True)
     try:
         summary = run(pipeline, refresh=refresh,
                       **{k: v for k, v in source_args.items() if v is not None})
     except PartialLoad as err:
-        _print_summary(err.summary)
-        print(f"wallet-elt: {redact(str(err))}", file=sys.stderr)
-        return RUN_FAILED
+        return _partial(err)
     _print_summary(summary)
     _where_it_went(pipeline, summary, database)
     return 0
+
+
+def _partial(err: PartialLoad) -> int:
+    """What loaded, then which resources did not and why (the others' cursors moved)."""
+    _print_summary(err.summary)
+    print(f"wallet-elt: {redact(str(err))}", file=sys.stderr)
+    return RUN_FAILED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -115,6 +122,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         summary = run(pipeline, api_key=sandbox.api_key, base_url=url,
                       start_date=iso(world.now - world.history_days * 86400))
+    except PartialLoad as err:
+        return _partial(err)
     finally:
         sandbox.stop()
     _print_summary(summary)
@@ -161,7 +170,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     plan = FaultPlan(args.seed, [Fault.parse(text) for text in args.faults or []],
                      rate_limit=args.rate_limit, latency_ms=args.latency_ms)
     sandbox = Sandbox(world, api_key=args.api_key, faults=plan)
-    sandbox.start(args.port)
+    try:
+        sandbox.start(args.port)
+    except OSError as err:
+        raise ConfigError(f"cannot serve on port {args.port} ({err.strerror}): choose another "
+                          "with --port (0 picks a free one)") from None
     print(f"Wallet API sandbox at {sandbox.base_url} ({world.total_records()} records, seed "
           f"{args.seed})\naccess-token: {args.api_key}\nPoint the connector at it:\n"
           f"  SOURCES__WALLET__BASE_URL={sandbox.base_url} WALLET_API_KEY={args.api_key} "

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import duckdb
-import httpx
 import pytest
 
 from pipelines.cli import main
@@ -100,7 +99,7 @@ def test_bare_pytest_collects_every_test_module() -> None:
     # A module that imports `tests.*`: those imports failed collection under bare pytest.
     result = subprocess.run([pytest_script, "--collect-only", "-q",
                              "tests/test_source_contract.py"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "error" not in result.stdout.splitlines()[-1], result.stdout[-2000:]
 
@@ -152,7 +151,7 @@ def test_pipeline_names_keep_their_own_lock_and_state(sandbox: Sandbox, tmp_path
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     pipelines = tmp_path / "pipelines"
     with exclusive_run(str(pipelines / "wallet"), "wallet"):
-        code, out, err = _load_members(monkeypatch, capsys, sandbox, tmp_path)
+        code, _, err = _load_members(monkeypatch, capsys, sandbox, tmp_path)
         assert code == 1 and "another run of pipeline 'wallet' is in progress" in err
         code, out, err = _load_members(monkeypatch, capsys, sandbox, tmp_path,
                                        "--pipeline-name", "shop_two")
@@ -160,7 +159,7 @@ def test_pipeline_names_keep_their_own_lock_and_state(sandbox: Sandbox, tmp_path
     assert "pipeline 'shop_two'" in out
     assert (pipelines / "shop_two" / "state.json").exists()
     monkeypatch.setenv("PIPELINE_NAME", "from_config")  # the config key, through the env
-    code, out, err = _load_members(monkeypatch, capsys, sandbox, tmp_path)
+    code, _, err = _load_members(monkeypatch, capsys, sandbox, tmp_path)
     assert code == 0 and (pipelines / "from_config" / "state.json").exists(), err
 
 
@@ -177,7 +176,7 @@ def test_full_refresh_reloads_rows_deleted_from_the_warehouse(
     with duckdb.connect(database) as con:  # an incremental run does not bring them back
         assert con.execute("SELECT count(*) FROM wallet_data.members").fetchone() == (
             members - 100,)
-    code, out, err = _load_members(monkeypatch, capsys, sandbox, tmp_path, "--full-refresh")
+    code, _, err = _load_members(monkeypatch, capsys, sandbox, tmp_path, "--full-refresh")
     assert code == 0, err
     with duckdb.connect(database) as con:
         assert con.execute("SELECT count(*), count(DISTINCT id) FROM wallet_data.members"
@@ -191,8 +190,8 @@ def test_full_refresh_refuses_while_another_run_holds_the_lock(
     working = tmp_path / "pipelines" / "wallet"
     before = sorted(path.relative_to(working) for path in working.rglob("*"))
     with exclusive_run(str(working), "wallet"):  # the run in progress
-        code, out, err = _load_members(monkeypatch, capsys, sandbox, tmp_path,
-                                       "--full-refresh")
+        code, _, err = _load_members(monkeypatch, capsys, sandbox, tmp_path,
+                                     "--full-refresh")
     assert code == 1 and "another run of pipeline 'wallet' is in progress" in err
     # Before: drop() ran before the lock and deleted the running pipeline's folder.
     assert sorted(path.relative_to(working) for path in working.rglob("*")) == before
@@ -217,3 +216,13 @@ def test_progress_is_one_line_per_period() -> None:
     assert re.fullmatch(r"\[0:00\] extract: 12 requests, 300 rows extracted, "
                         r"3/249 resources done", lines[3]), lines
     assert lines[-1].endswith("3/249 resources done, 1/40 load jobs"), lines
+
+
+def test_sandbox_on_a_busy_port_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["sandbox", "--port", str(port), "--scale", "100"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot serve on port {port}" in err and "--port" in err, err

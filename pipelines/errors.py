@@ -16,6 +16,7 @@ from pathlib import Path
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigurationException,
+    ConfigValueCannotBeCoercedException,
     LookupTraces,
 )
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -70,6 +71,11 @@ def explain(err: BaseException) -> tuple[int, str] | None:
             return MISCONFIGURED, redact(str(cause))
         if isinstance(cause, ConfigFieldMissingException):
             return MISCONFIGURED, _missing_setting(cause)  # names and hints: no values
+        if isinstance(cause, ConfigValueCannotBeCoercedException):
+            # The value is not echoed: it may be a secret.
+            hint = getattr(cause.hint, "__name__", str(cause.hint))
+            return MISCONFIGURED, (f"the setting {cause.field_name} cannot be read as {hint}: "
+                                   "fix it in .dlt/config.toml or its environment variable")
     for cause in chain:
         if isinstance(cause, WalletError):
             return RUN_FAILED, redact(str(cause))

@@ -284,6 +284,8 @@ MISTAKES = [
      ["--end-date 2025-01-01 is not after --start-date 2025-02-01"]),
     ("configured start date", [], {"SOURCES__WALLET__START_DATE": "yesterday"},
      ["sources.wallet.start_date 'yesterday' is not a date"]),
+    ("page size", [], {"SOURCES__WALLET__PAGE_SIZE": "lots"},
+     ["the setting page_size cannot be read as int"]),
     ("a setting the source rejects", [], {"SOURCES__WALLET__SCHEMA_CONTRACT": "strict"},
      ["invalid setting", "schema_contract", "SOURCES__WALLET__"]),
     ("destination", ["--destination", "snowflake"], {},

@@ -1,18 +1,23 @@
-"""`wallet-elt`: run, demo, resources, sandbox."""
+"""`wallet-elt`: run, demo, resources, schema, sandbox. Exit codes: 0 loaded, 1 the run failed
+(in part or whole; rerun), 2 a setting is wrong (one line says which; see pipelines/errors.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
+import dlt
 import duckdb
-from dlt.common.schema.exceptions import DataValidationError
-from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.common.pipeline import TRefreshMode
 
+from pipelines.errors import MISCONFIGURED, RUN_FAILED, ConfigError, explain, redact
 from pipelines.pipeline import (
     DEFAULT_DUCKDB_FILE,
     PartialLoad,
@@ -20,8 +25,15 @@ from pipelines.pipeline import (
     make_pipeline,
     run,
 )
+from pipelines.run_settings import (
+    DESTINATIONS,
+    check_date,
+    check_destination,
+    check_resources,
+    check_span,
+    pipeline_name,
+)
 from sources.wallet.catalog import ENTRIES
-from sources.wallet.client import WalletError
 
 DEMO_QUERY = """SELECT date_trunc('month', created_at) AS month, count(*) AS members
 FROM wallet_data.members GROUP BY 1 ORDER BY 1 DESC LIMIT 6;"""
@@ -31,33 +43,42 @@ def _csv(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
-def _failure_message(err: BaseException) -> str:
-    """The operator-facing cause of a failed run (dlt wraps it a few levels deep)."""
-    seen = err
-    while seen is not None:
-        if isinstance(seen, WalletError):
-            return str(seen)
-        if isinstance(seen, DataValidationError):
-            # dlt names the table and column only here, deep in the chain it raises
-            return (f"the schema contract ({seen.schema_entity} = {seen.contract_mode}) "
-                    f"stopped the run: {str(seen).splitlines()[0]} The API changed table "
-                    f"{seen.table_name}, column {seen.column_name}: update the pinned schema, "
-                    "or set schema_contract = \"evolve\" to load it")
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
-
-
 def _print_summary(summary: RunSummary) -> None:
     for line in summary.lines():
         print(line)
 
 
+def _where_it_went(pipeline: dlt.Pipeline, summary: RunSummary,
+                   database: Path | None) -> None:
+    """Where the rows are and one query to try on them: the next thing a user wants."""
+    dataset = pipeline.dataset_name
+    destination = pipeline.destination.destination_name if pipeline.destination else "duckdb"
+    table = "members" if "members" in summary.rows else max(
+        summary.rows, key=summary.rows.__getitem__, default=None)
+    place = f" ({database})" if database else ""
+    print(f"Data is in {destination}{place}, dataset {dataset}; pipeline "
+          f"'{pipeline.pipeline_name}' (dlt pipeline {pipeline.pipeline_name} info).")
+    if table is None:
+        return
+    sql = f"SELECT count(*) FROM {dataset}.{table}"
+    if database:
+        print(f"Try: python3 -c \"import duckdb; print(duckdb.connect('{database}', "
+              f"read_only=True).sql('{sql}'))\"")
+    else:
+        print(f"Try: {sql};")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args.destination, args.dataset_name, progress=True,
+    destination = check_destination(args.destination)
+    check_resources(_csv(args.resources))
+    check_span(args.start_date, args.end_date)
+    check_date("sources.wallet.start_date", dlt.config.get("sources.wallet.start_date", str))
+    name = pipeline_name(args.pipeline_name)
+    database = Path.cwd() / DEFAULT_DUCKDB_FILE if destination == "duckdb" else None
+    pipeline = make_pipeline(destination, args.dataset_name, progress=True,
                              export_schema_path=args.export_schema,
-                             pipelines_dir=args.pipelines_dir)
-    if args.full_refresh:
-        pipeline.drop()
+                             pipelines_dir=args.pipelines_dir, pipeline_name=name,
+                             duckdb_path=str(database) if database else None)
     source_args = {
         "resources": _csv(args.resources),
         "backfill_start": args.start_date,
@@ -65,20 +86,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     if args.base_url:
         source_args["base_url"] = args.base_url
-    print(f"loading the Wallet account into {args.destination} "
-          f"(dataset {pipeline.dataset_name}) ...", flush=True)
+    refresh: TRefreshMode | None = "drop_resources" if args.full_refresh else None
+    print(f"loading the Wallet account into {destination} (dataset {pipeline.dataset_name}"
+          f"{', full refresh' if refresh else ''}) ...", flush=True)
     try:
-        summary = run(pipeline, **{k: v for k, v in source_args.items() if v is not None})
+        summary = run(pipeline, refresh=refresh,
+                      **{k: v for k, v in source_args.items() if v is not None})
     except PartialLoad as err:
-        _print_summary(err.summary)
-        print(f"wallet-elt: {err}", file=sys.stderr)
-        return 1
-    except (PipelineStepFailed, WalletError) as err:
-        print(f"wallet-elt: the run failed: {_failure_message(err)}", file=sys.stderr)
-        print("Cursors did not move; rerun when the cause is fixed.", file=sys.stderr)
-        return 1
+        return _partial(err)
     _print_summary(summary)
+    _where_it_went(pipeline, summary, database)
     return 0
+
+
+def _partial(err: PartialLoad) -> int:
+    """What loaded, then which resources did not and why (the others' cursors moved)."""
+    _print_summary(err.summary)
+    print(f"wallet-elt: {redact(str(err))}", file=sys.stderr)
+    return RUN_FAILED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -92,13 +117,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
           flush=True)
     database = Path(args.duckdb).resolve()
     work = tempfile.mkdtemp(prefix="wallet-elt-demo-")
-    pipeline = make_pipeline("duckdb", duckdb_path=str(database), pipelines_dir=work)
+    pipeline = make_pipeline("duckdb", duckdb_path=str(database), pipelines_dir=work,
+                             progress=True)
     try:
         summary = run(pipeline, api_key=sandbox.api_key, base_url=url,
                       start_date=iso(world.now - world.history_days * 86400))
-    except (PipelineStepFailed, WalletError) as err:
-        print(f"wallet-elt: the demo failed: {_failure_message(err)}", file=sys.stderr)
-        return 1
+    except PartialLoad as err:
+        return _partial(err)
     finally:
         sandbox.stop()
     _print_summary(summary)
@@ -145,13 +170,17 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     plan = FaultPlan(args.seed, [Fault.parse(text) for text in args.faults or []],
                      rate_limit=args.rate_limit, latency_ms=args.latency_ms)
     sandbox = Sandbox(world, api_key=args.api_key, faults=plan)
-    sandbox.start(args.port)
+    try:
+        sandbox.start(args.port)
+    except OSError as err:
+        raise ConfigError(f"cannot serve on port {args.port} ({err.strerror}): choose another "
+                          "with --port (0 picks a free one)") from None
     print(f"Wallet API sandbox at {sandbox.base_url} ({world.total_records()} records, seed "
           f"{args.seed})\naccess-token: {args.api_key}\nPoint the connector at it:\n"
           f"  SOURCES__WALLET__BASE_URL={sandbox.base_url} WALLET_API_KEY={args.api_key} "
           "wallet-elt run", flush=True)
     try:
-        sandbox.serve_forever(args.port)
+        threading.Event().wait()  # start() serves from its own thread; wait for Ctrl-C
     except KeyboardInterrupt:
         sandbox.stop()
     return 0
@@ -160,24 +189,27 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     from sandbox.server import DEFAULT_API_KEY
 
-    root = argparse.ArgumentParser(prog="wallet-elt", description=__doc__)
+    root = OneLineErrors(prog="wallet-elt", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
     run_p = commands.add_parser("run", help="load the configured Wallet account")
-    run_p.add_argument("--destination", default="duckdb",
-                       choices=["duckdb", "postgres", "bigquery"])
+    run_p.add_argument("--destination", default="duckdb", help=" | ".join(DESTINATIONS))
     run_p.add_argument("--dataset-name")
     run_p.add_argument("--resources", help="comma-separated resource names (default: all)")
     run_p.add_argument("--start-date", help="bounded backfill start (leaves cursors alone)")
     run_p.add_argument("--end-date", help="bounded backfill end")
     run_p.add_argument("--base-url", help="API base URL (default from config)")
+    run_p.add_argument("--pipeline-name", metavar="NAME",
+                       help="state, packages and run lock are kept per name (default: "
+                            "pipeline_name from config, else wallet)")
     run_p.add_argument("--pipelines-dir", metavar="DIR",
                        help="where dlt keeps the pipeline's state and packages "
                             "(default ~/.dlt/pipelines)")
     run_p.add_argument("--export-schema", metavar="DIR",
                        help="write the schema dlt ended up with here (e.g. schemas/export)")
     run_p.add_argument("--full-refresh", action="store_true",
-                       help="drop the pipeline's state and tables first")
+                       help="drop the selected resources' tables and cursors, then load "
+                            "them from scratch (waits for no one: refuses while a run is on)")
     run_p.set_defaults(func=cmd_run)
 
     demo = commands.add_parser("demo", help="load the local sandbox into DuckDB")
@@ -209,9 +241,31 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A mistyped command line ends with one line that says what to fix (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(MISCONFIGURED, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): not a failure; keep Python's flush at exit
+        # from raising again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:
+        verdict = explain(err)
+        if verdict is None:
+            raise  # a bug: its traceback is what a report needs
+        code, line = verdict
+        if code == RUN_FAILED:
+            line = f"the run failed: {line}. Cursors did not move; rerun when it is fixed."
+        print(f"wallet-elt: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

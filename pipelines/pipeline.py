@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.pipeline import LoadInfo
-from dlt.common.runtime.collector import LogCollector
+from dlt.common.pipeline import LoadInfo, TRefreshMode
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.lock import exclusive_run
+from pipelines.progress import Progress
 from sources.wallet import RunReport, wallet_source
 from sources.wallet.client import WalletError
 
@@ -100,10 +100,12 @@ def duckdb_threads(memory_limit: str, cores: int) -> int | None:
 def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
                   pipelines_dir: str | None = None, duckdb_path: str | None = None,
                   progress: bool = False,
-                  export_schema_path: str | None = None) -> dlt.Pipeline:
+                  export_schema_path: str | None = None,
+                  pipeline_name: str = PIPELINE_NAME) -> dlt.Pipeline:
     """A pipeline for `destination`; `export_schema_path` writes the schema dlt ended up with,
     for review against the pinned one (schemas/wallet.schema.yaml). With `progress`, long
-    runs report every 10 s on stdout."""
+    runs print one progress line every 10 s on stdout. `pipeline_name` keys the state,
+    the load packages and the run lock: two projects on one machine need two names."""
     # Intermediate files are written once and read once on this machine: gzip only costs
     # (it was over half of extract time). An explicit setting in config or env still wins.
     if "DATA_WRITER__DISABLE_COMPRESSION" not in os.environ:
@@ -125,20 +127,20 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
         # package stuck for good); every table merges on its key, which drops the second copy.
         target = dlt.destinations.postgres(create_indexes=False)
     return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
+        pipeline_name=pipeline_name,
         destination=target,
         dataset_name=dataset_name or DEFAULT_DATASET,
         pipelines_dir=pipelines_dir,
         export_schema_path=export_schema_path,
-        progress=LogCollector(log_period=10, logger="stdout", dump_system_stats=False)
-        if progress else None,
+        progress=Progress(period=10) if progress else None,
     )
 
 
-def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
-    """Extract, normalize and load; returns what was loaded and what it cost. A package that
-    an interrupted run left behind is loaded first, then this run extracts as usual (dlt's
-    `run` would only finish the old package)."""
+def run(pipeline: dlt.Pipeline, refresh: TRefreshMode | None = None,
+        **source_args: Any) -> RunSummary:
+    """Extract, normalize and load; returns what was loaded and what it cost. `refresh` is
+    dlt's (e.g. "drop_resources": the selected tables are dropped and reloaded from scratch,
+    their cursors reset), applied under the run lock."""
     adopt_friendly_key()
     started = time.monotonic()
     before = _columns(pipeline)
@@ -147,10 +149,16 @@ def run(pipeline: dlt.Pipeline, **source_args: Any) -> RunSummary:
         source_args = {**source_args, "arrow": False}
     arrow_with_dlt_ids()
     report = RunReport()
-    source = wallet_source(report=report, on_route_failure="skip", **source_args)
+    # A refresh drops the tables it reloads, so a resource that failed would end empty: a
+    # refreshing run loads all or nothing; an ordinary run loads what it can (PartialLoad).
+    source = wallet_source(report=report, on_route_failure="raise" if refresh else "skip",
+                           **source_args)
+    if isinstance(pipeline.collector, Progress):
+        pipeline.collector.watch(lambda: report.requests, lambda: len(report.finished))
     with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
         resumed, dropped = _finish_pending(pipeline)
-        info = pipeline.run(source, loader_file_format=FILE_FORMATS.get(destination, "parquet"))
+        info = pipeline.run(source, refresh=refresh,
+                            loader_file_format=FILE_FORMATS.get(destination, "parquet"))
     summary = RunSummary(load_info=info, resumed=resumed, dropped=dropped)
     # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
     summary.rows = {table: n for table, n in report.rows.items() if n}

@@ -175,7 +175,7 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
         try:
             yield from _pages(ctx, entry, state, privacy, tables, on_route_failure)
         finally:
-            ctx.ended()
+            ctx.ended(entry.name)
 
     disposition, primary_key, merge_key = _write_hints(entry)
     return dlt.resource(

@@ -35,6 +35,20 @@ class RouteFailed(WalletError):
     """One route keeps failing (after retries) or answers something unusable."""
 
 
+class BaseUrlWrong(WalletError):
+    """Nothing at the base URL is the Wallet API (nothing listens, or its paths do not exist):
+    no route can succeed, so the run stops at once instead of failing every route slowly."""
+
+
+BASE_URL_SETTING = "sources.wallet.base_url in .dlt/config.toml or SOURCES__WALLET__BASE_URL"
+# Refused connections before the API ever answered: this many mean nobody listens there.
+UNREACHABLE_AFTER = 3
+# Reference data every account serves: asked once when the first answer of a run is a 404,
+# to tell a wrong base URL (404 here too) from a route this account does not serve.
+CANARY_PATH = "/system/countries/all"
+NOT_FOUND = frozenset({404, 410})
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 6
@@ -187,8 +201,15 @@ class WalletClient:
         self.requests_made = 0
         self.retries = 0
         self._count_lock = threading.Lock()
+        self.base_url = base_url.rstrip("/")
+        # What the run has learnt about the base URL (see _first_contact / _first_not_found).
+        self._answered = False  # some response came back
+        self._served = False  # some route answered 2xx (or the canary did)
+        self._refused = 0
+        self._verdict_lock = threading.Lock()
+        self._wrong_base: BaseUrlWrong | None = None
         self._http_args: dict[str, Any] = {
-            "base_url": base_url.rstrip("/"),
+            "base_url": self.base_url,
             "headers": {"access-token": api_key, "accept": "application/json"},
             "timeout": timeout,
             "limits": httpx.Limits(max_connections=32, max_keepalive_connections=32),
@@ -237,11 +258,14 @@ class WalletClient:
                 response, status = None, 0
                 problem = f"{type(err).__name__} (connection reset, timeout or refused)"
                 retry_after = None
+                if isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout)):
+                    self._refused_before_contact(err)
             finally:
                 self.budget.release()
             self._count(attempt > 1)
             if response is not None:
                 self.budget.answered(ticket, status)
+                self._answered = True
                 if status in (401, 403):
                     raise AuthRejected(
                         f"the Wallet API rejected the API key ({status}) on {route}: check "
@@ -249,7 +273,10 @@ class WalletClient:
                 if status == 200 or status == 201:
                     if on_time is not None:
                         on_time(server_time(response))
+                    self._served = True
                     return decode(response, route)
+                if status in NOT_FOUND and not self._served:
+                    self._check_base_url(route, status)
                 if status not in RETRY_STATUSES:
                     raise RouteFailed(f"{route} answered {status}: {_snippet(response)}")
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
@@ -264,6 +291,48 @@ class WalletClient:
             time.sleep(delay)
         raise RouteFailed(f"{route} still failing after {attempt} attempts ({problem}); the "
                           "API may be down or rate-limiting: rerun later, nothing was lost")
+
+    def _refused_before_contact(self, err: httpx.TransportError) -> None:
+        """Refusals once the API has answered are transient (retried); before it ever
+        answered, a few of them (from any thread) mean the base URL points nowhere."""
+        if self._answered:
+            return
+        with self._verdict_lock:
+            self._refused += 1
+            if self._refused >= UNREACHABLE_AFTER and self._wrong_base is None:
+                self._wrong_base = BaseUrlWrong(
+                    f"cannot reach the Wallet API at {self.base_url} ({type(err).__name__}: "
+                    f"{err or 'connection refused'}, {self._refused} times before any answer): "
+                    f"check the base URL, {BASE_URL_SETTING}")
+            if self._wrong_base is not None:
+                raise self._wrong_base
+
+    def _check_base_url(self, route: str, status: int) -> None:
+        """A 404 before any route answered: ask the canary once. If it is missing too, the
+        base URL is wrong and the run stops; if it is there, this one route is not served
+        and fails alone (the caller raises its RouteFailed)."""
+        with self._verdict_lock:
+            if self._wrong_base is None and not self._served:
+                try:
+                    canary = self._http.get(CANARY_PATH)
+                except httpx.TransportError:
+                    return  # no verdict: this route fails alone, the next 404 asks again
+                finally:
+                    self._count(False)
+                if canary.status_code in (401, 403):
+                    raise AuthRejected(
+                        f"the Wallet API rejected the API key ({canary.status_code}) on GET "
+                        f"{CANARY_PATH}: check WALLET_API_KEY or {self.key_location} in "
+                        ".dlt/secrets.toml")
+                if canary.status_code in NOT_FOUND:
+                    self._wrong_base = BaseUrlWrong(
+                        f"{self.base_url} does not look like the Wallet API: {route} answered "
+                        f"{status} and so did GET {CANARY_PATH}: check the base URL (its path "
+                        f"too), {BASE_URL_SETTING}")
+                else:
+                    self._served = True
+            if self._wrong_base is not None:
+                raise self._wrong_base
 
 
 def clean_key(api_key: str, key_location: str) -> str:

@@ -34,6 +34,7 @@ class RunReport:
     rows: dict[str, int] = field(default_factory=dict)
     arrow_rows: dict[str, int] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)  # resources that ended (run progress)
     requests: int = 0
     retries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

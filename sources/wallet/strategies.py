@@ -80,6 +80,7 @@ class Extraction:
 
     def counted(self, resource: str, rows: Rows) -> Rows:
         self.report.counted(resource, len(rows))
+        self.report.requests_seen(self.client.requests_made, self.client.retries)
         return rows
 
     def counted_arrow(self, resource: str, count: int) -> None:
@@ -89,12 +90,13 @@ class Extraction:
         with self._lock:
             self._active += 1
 
-    def ended(self) -> None:
+    def ended(self, resource: str) -> None:
         """A resource ended: report the requests so far, and close the connections when no
         resource runs (the client reopens them if dlt starts another resource later)."""
         with self._lock:
             self._active -= 1
             idle = self._active == 0
+            self.report.finished.add(resource)
         self.report.requests_seen(self.client.requests_made, self.client.retries)
         if idle:
             self.client.close()

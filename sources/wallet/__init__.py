@@ -129,7 +129,7 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
 @dlt.source(name="wallet")
 def wallet_source(
     api_key: str = dlt.secrets.value,
-    base_url: str = dlt.config.value,
+    base_url: str = "https://api.wall.et",
     start_date: str = "2024-01-01T00:00:00Z",
     window_step_days: float = 30.0,
     lookback_days: float = 3.0,

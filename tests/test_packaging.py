@@ -48,7 +48,7 @@ def test_config_toml_documents_the_defaults_of_the_code() -> None:
 
 
 def test_source_builds_in_an_empty_folder_with_only_a_key(tmp_path: Path) -> None:
-    code = ("from sources.wallet import wallet_source; "
+    code = (f"from {wallet_source.__module__} import wallet_source; "
             "print(len(wallet_source(api_key='k', resources=['members']).resources))")
     built = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                            text=True, timeout=120, env=_clean_env(DLT_DATA_DIR=str(tmp_path)))
@@ -87,7 +87,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     """The wheel built from a copy of the tree (setuptools' build/ folder in the checkout could
     hold files of modules that no longer exist)."""
     work = tmp_path_factory.mktemp("wheel")
-    shutil.copytree(ROOT, work / "src", ignore=shutil.ignore_patterns(
+    shutil.copytree(ROOT, work / "src", symlinks=True, ignore=shutil.ignore_patterns(
         ".git", ".venv*", "build", "__pycache__", "*.duckdb*", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "--no-build-isolation", "--wheel-dir", str(work / "dist"), str(work / "src")],

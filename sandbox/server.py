@@ -87,7 +87,7 @@ class Sandbox:
     @property
     def base_url(self) -> str:
         assert self._server is not None, "the sandbox is not started"
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def serve_forever(self, port: int, host: str = "127.0.0.1") -> None:

@@ -58,8 +58,8 @@ def _cli_run(box: Sandbox, work: Path) -> subprocess.Popen[str]:
            "SOURCES__WALLET__START_DATE": source_args(box)["start_date"],
            "SOURCES__WALLET__PAGE_SIZE": "50"}
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--resources", ",".join(RESOURCES),
-         "--pipelines-dir", str(work / "pipelines")],
+        [sys.executable, "-m", "pipelines.cli", "run",
+         "--resources", ",".join(RESOURCES), "--pipelines-dir", str(work / "pipelines")],
         cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

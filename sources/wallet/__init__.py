@@ -114,15 +114,16 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
                 frozenset({entry.parent_key} if entry.parent_key else ()))
         yield from _pages(ctx, entry, state, privacy, tables)
 
-    return dlt.resource(
+    # call-overload: dlt's primary_key defaults to None, which its annotation leaves out.
+    return dlt.resource(  # type: ignore[call-overload]
         rows,
         name=entry.name,
         primary_key=list(entry.primary_key) or None,
-        write_disposition=entry.write_disposition,  # type: ignore[arg-type]
+        write_disposition=entry.write_disposition,
         columns=columns,
         max_table_nesting=0,
         parallelized=True,
-        schema_contract=contract,  # type: ignore[arg-type]
+        schema_contract=contract,
     )
 
 

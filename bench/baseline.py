@@ -106,7 +106,9 @@ def baseline_config(base_url: str, api_key: str, start: str, end: str) -> dict[s
 
 
 def baseline_source(base_url: str, api_key: str, start: str, end: str) -> Any:
-    return rest_api_source(baseline_config(base_url, api_key, start, end),
+    # arg-type: the configuration is plain dicts (not RESTAPIConfig's TypedDicts); dlt
+    # validates it when it builds the source.
+    return rest_api_source(baseline_config(base_url, api_key, start, end),  # type: ignore[arg-type]
                            name="wallet_baseline")
 
 
@@ -117,7 +119,9 @@ def run_baseline(base_url: str, api_key: str, start: str, end: str, pipelines_di
                             destination=dlt.destinations.duckdb(duckdb_path),
                             dataset_name="baseline_data", pipelines_dir=pipelines_dir)
     info = pipeline.run(baseline_source(base_url, api_key, start, end))
-    counts = pipeline.last_trace.last_normalize_info.row_counts
+    normalized = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+    assert normalized is not None, "a completed run has a normalize step"
+    counts = normalized.row_counts
     rows = sum(n for table, n in counts.items() if not table.startswith("_dlt")
                and "__" not in table)
     return rows, info

@@ -6,8 +6,8 @@ Runs the benchmark subset (bench.common.SUBSET) from a sandbox process into Duck
 dlt's extract, normalize and load steps one at a time (as `pipelines.pipeline.run` does in
 one `pipeline.run`), each under cProfile. cProfile only sees the calling thread; dlt runs
 the resources (HTTP, page conversion) and the load jobs in thread pools, so the extract and
-load steps are also sampled across all threads (stack samples every 5 ms). Prints wall seconds per phase, then per phase the top functions
-by cumulative time and by own time.
+load steps are also sampled across all threads (stack samples every 5 ms). Prints wall seconds
+per phase, then per phase the top functions by cumulative time and by own time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from types import FrameType
 from typing import Any, Self
 
 from bench.common import SUBSET, duckdb_pipeline, sandbox_process, temp_dir
@@ -99,7 +100,7 @@ class ThreadSampler:
                 if ident == me:
                     continue
                 names = []
-                f = frame
+                f: FrameType | None = frame
                 while f is not None:
                     code = f.f_code
                     names.append(f"{short(code.co_filename)}:{code.co_firstlineno}"

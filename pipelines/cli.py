@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -37,6 +38,8 @@ from sources.wallet.catalog import ENTRIES
 
 DEMO_QUERY = """SELECT date_trunc('month', created_at) AS month, count(*) AS members
 FROM wallet_data.members GROUP BY 1 ORDER BY 1 DESC LIMIT 6;"""
+# What the `sandbox` extra installs (pyproject.toml): the sandbox needs it, loading does not.
+SANDBOX_REQUIRES = ("numpy",)
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -66,6 +69,15 @@ def _where_it_went(pipeline: dlt.Pipeline, summary: RunSummary,
               f"read_only=True).sql('{sql}'))\"")
     else:
         print(f"Try: {sql};")
+
+
+def _sandbox_extra_missing(command: str) -> bool:
+    """Says in one line which extra to install when the sandbox's dependencies are absent."""
+    missing = [name for name in SANDBOX_REQUIRES if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"wallet-elt {command}: the sandbox needs the `sandbox` extra ({', '.join(missing)} "
+              "is not installed): pip install 'wallet-elt[sandbox]'", file=sys.stderr)
+    return bool(missing)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -107,6 +119,8 @@ def _partial(err: PartialLoad) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if _sandbox_extra_missing("demo"):
+        return 2
     from sandbox.server import Sandbox
     from sandbox.world import World, iso
 
@@ -150,6 +164,10 @@ def cmd_resources(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from pipelines import schema_files
 
+    if not schema_files.README.is_file():
+        print("wallet-elt: `schema` regenerates files of the source repository; run it from a "
+              "checkout of wallet-elt", file=sys.stderr)
+        return 2
     if args.write:
         for path in schema_files.write_all():
             print(f"wrote {path.relative_to(schema_files.ROOT)}")
@@ -162,22 +180,24 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    if _sandbox_extra_missing("sandbox"):
+        return 2
     from sandbox.faults import Fault, FaultPlan
-    from sandbox.server import Sandbox
+    from sandbox.server import DEFAULT_API_KEY, Sandbox
     from sandbox.world import World
 
     world = World(seed=args.seed, scale=args.scale, history_days=args.history_days)
     plan = FaultPlan(args.seed, [Fault.parse(text) for text in args.faults or []],
                      rate_limit=args.rate_limit, latency_ms=args.latency_ms)
-    sandbox = Sandbox(world, api_key=args.api_key, faults=plan)
+    sandbox = Sandbox(world, api_key=args.api_key or DEFAULT_API_KEY, faults=plan)
     try:
         sandbox.start(args.port)
     except OSError as err:
         raise ConfigError(f"cannot serve on port {args.port} ({err.strerror}): choose another "
                           "with --port (0 picks a free one)") from None
     print(f"Wallet API sandbox at {sandbox.base_url} ({world.total_records()} records, seed "
-          f"{args.seed})\naccess-token: {args.api_key}\nPoint the connector at it:\n"
-          f"  SOURCES__WALLET__BASE_URL={sandbox.base_url} WALLET_API_KEY={args.api_key} "
+          f"{args.seed})\naccess-token: {sandbox.api_key}\nPoint the connector at it:\n"
+          f"  SOURCES__WALLET__BASE_URL={sandbox.base_url} WALLET_API_KEY={sandbox.api_key} "
           "wallet-elt run", flush=True)
     try:
         threading.Event().wait()  # start() serves from its own thread; wait for Ctrl-C
@@ -187,8 +207,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from sandbox.server import DEFAULT_API_KEY
-
     root = OneLineErrors(prog="wallet-elt", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -232,7 +250,7 @@ def parser() -> argparse.ArgumentParser:
     box.add_argument("--scale", type=int, default=10_000)
     box.add_argument("--seed", type=int, default=1)
     box.add_argument("--history-days", type=int, default=730)
-    box.add_argument("--api-key", default=DEFAULT_API_KEY)
+    box.add_argument("--api-key", help="the key it accepts (default: its own, printed at start)")
     box.add_argument("--latency-ms", type=float, default=0.0)
     box.add_argument("--rate-limit", type=float, default=0.0, help="requests per second")
     box.add_argument("--faults", action="append",

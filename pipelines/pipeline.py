@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import LoadInfo, TRefreshMode
+from dlt.common.runtime.collector import NULL_COLLECTOR
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.lock import exclusive_run
@@ -25,7 +27,8 @@ DEFAULT_DUCKDB_FILE = "wallet.duckdb"
 # Each destination's fast load format (DuckDB's default insert_values is ~80x slower).
 # BigQuery: jsonl, because its loader takes json columns (nested objects) only from jsonl.
 DUCKDB_MEMORY_LIMIT = "256MB"
-FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv", "bigquery": "jsonl"}
+FILE_FORMATS: dict[str, TLoaderFileFormat] = {
+    "duckdb": "parquet", "postgres": "csv", "bigquery": "jsonl"}
 # Pages travel as Arrow tables except to BigQuery: in the jsonl it needs, dlt writes an Arrow
 # json column (text) as a JSON string, where rows give the object itself.
 ROWS_ONLY = {"bigquery"}
@@ -130,9 +133,10 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
         pipeline_name=pipeline_name,
         destination=target,
         dataset_name=dataset_name or DEFAULT_DATASET,
-        pipelines_dir=pipelines_dir,
-        export_schema_path=export_schema_path,
-        progress=Progress(period=10) if progress else None,
+        # arg-type: both default to None in dlt, which annotates them as plain str.
+        pipelines_dir=pipelines_dir,  # type: ignore[arg-type]
+        export_schema_path=export_schema_path,  # type: ignore[arg-type]
+        progress=Progress(period=10) if progress else NULL_COLLECTOR,
     )
 
 

@@ -17,10 +17,11 @@ from dlt.common.schema.utils import to_pretty_yaml
 
 from sources.wallet import wallet_source
 from sources.wallet.catalog import ENTRIES
-from sources.wallet.spec import SCHEMAS_DIR
 
-ROOT = SCHEMAS_DIR.parent
-PINNED_SCHEMA = SCHEMAS_DIR / "wallet.schema.yaml"
+# The repository these files live in (they are not installed, except a copy of the pinned
+# schema as package data): pipelines/ is one of its top-level folders.
+ROOT = Path(__file__).resolve().parents[1]
+PINNED_SCHEMA = ROOT / "schemas" / "wallet.schema.yaml"
 DICTIONARY = ROOT / "docs" / "tables.md"
 README = ROOT / "README.md"
 README_TABLE = re.compile(r"(<!-- resources:start -->\n)(.*?)(<!-- resources:end -->)", re.S)

@@ -335,7 +335,7 @@ class Responder:
                      values: np.ndarray) -> list[dict[str, Any]]:
         keys = dimension_keys(self.world, self.entity.name, dimension, indices)
         totals: dict[str, int] = {}
-        for key, value in zip(keys, values.tolist()):
+        for key, value in zip(keys, values.tolist(), strict=True):
             totals[key] = totals.get(key, 0) + value
         if dimension == "walletObjectPrefix":
             return [{"walletObjectPrefix": k, "walletObjectName": f"object {k}", "list": [],

@@ -87,11 +87,14 @@ class Sandbox:
     @property
     def base_url(self) -> str:
         assert self._server is not None, "the sandbox is not started"
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def serve_forever(self, port: int, host: str = "127.0.0.1") -> None:
-        self.start(port, host)
+        """Serves until interrupted, on `port` unless `start` already bound one (binding it
+        again failed with "Address already in use")."""
+        if self._server is None:
+            self.start(port, host)
         assert self._thread is not None
         self._thread.join()
 

@@ -462,7 +462,7 @@ class Entity:
             [""] * len(revisions))
         return build(zip(indices.tolist(), iso_many(created), iso_many(self.updated[indices]),
                          iso_many(created + 3600), self.active[indices].tolist(), revisions,
-                         suffixes))
+                         suffixes, strict=True))
 
     def amounts(self, indices: np.ndarray) -> np.ndarray:
         return (indices * 7919 + self.world.seed) % 10000 + 100 + self.revision[indices] * 25

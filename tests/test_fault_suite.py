@@ -16,10 +16,10 @@ from typing import Any
 import dlt
 import pytest
 
-import sources.wallet
 from pipelines.pipeline import PartialLoad, RunSummary, run
 from sandbox.faults import Fault, FaultKind
 from sandbox.server import Sandbox
+from sources import wallet as wallet_package
 from sources.wallet.catalog import entries_by_name
 from sources.wallet.client import RetryPolicy
 from tests.conftest import new_pipeline, query, source_args
@@ -39,7 +39,7 @@ ARGS: dict[str, Any] = {"resources": RESOURCES, "page_size": 40, "window_step_da
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff from 0.05 s instead of 0.5 s: the same retries, a tenth of the waiting (a 429's
     Retry-After, at least 1 s, is still honoured)."""
-    monkeypatch.setattr(sources.wallet, "RetryPolicy",
+    monkeypatch.setattr(wallet_package, "RetryPolicy",
                         functools.partial(RetryPolicy, backoff_base=0.05))
 
 

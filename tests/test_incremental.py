@@ -134,4 +134,4 @@ def test_a_record_seen_twice_in_one_run_lands_as_its_newest_version(tmp_path: Pa
         pipeline.run(resource, loader_file_format="parquet")
         assert query(pipeline, f"SELECT first_name, {cursor} FROM "
                                f"{pipeline.dataset_name}.members") == [
-            ("new", dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))]
+            ("new", dt.datetime(2026, 1, 2, tzinfo=dt.UTC))]

@@ -232,7 +232,8 @@ def test_query_paging_walks_every_record_once(shared_sandbox: Sandbox) -> None:
     # The total is the number of this phone's messages in the world (archived ones hide only
     # on routes that offer isArchiveIncluded).
     world = shared_sandbox.world
-    offers_flag = "isArchiveIncluded" in spec.operation(f"GET {path.replace(phone, '{phoneNumberID}')}").query_params
+    route = f"GET {path.replace(phone, '{phoneNumberID}')}"
+    offers_flag = "isArchiveIncluded" in spec.operation(route).query_params
     assert total == len(world.entities["outbound_sms"].select(
         link=("phoneNumberID", 0), include_archived=offers_flag))
 

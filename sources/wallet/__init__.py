@@ -178,7 +178,8 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
             ctx.ended(entry.name)
 
     disposition, primary_key, merge_key = _write_hints(entry)
-    return dlt.resource(
+    # call-overload: dlt's primary_key defaults to None, which its annotation leaves out.
+    return dlt.resource(  # type: ignore[call-overload]
         rows,
         name=entry.name,
         primary_key=primary_key,
@@ -187,7 +188,7 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
         columns=columns,
         max_table_nesting=0,
         parallelized=True,
-        schema_contract=contract,  # type: ignore[arg-type]
+        schema_contract=contract,
     )
 
 
@@ -203,7 +204,7 @@ def arrow_ids_configured() -> bool:
 @dlt.source(name="wallet")
 def wallet_source(
     api_key: str = dlt.secrets.value,
-    base_url: str = dlt.config.value,
+    base_url: str = "https://api.wall.et",
     start_date: str = "2024-01-01T00:00:00Z",
     window_step_days: float = 30.0,
     lookback_days: float = 3.0,

@@ -2,22 +2,24 @@
 
 Both the connector and the sandbox derive wire details (parameter names, paging style, page
 envelope, date-window parameters) from here, so the catalog only states what the spec cannot.
+The reference is package data (`wallet_elt.schemas`), so it is found in a wheel as in a checkout.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import io
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import orjson
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
-SPEC_PATH = SCHEMAS_DIR / "wallet-api.openapi.json"
+SCHEMAS = resources.files("wallet_elt.schemas")
+SPEC_PATH = SCHEMAS / "wallet-api.openapi.json"
 # One row per operation with its read classification (the API reference's endpoints.tsv).
-ENDPOINTS_PATH = SCHEMAS_DIR / "wallet-api.endpoints.tsv"
+ENDPOINTS_PATH = SCHEMAS / "wallet-api.endpoints.tsv"
 
 # (start, end) parameter pairs that bound a server-side date window, in order of preference.
 WINDOW_PAIRS: tuple[tuple[str, str], ...] = (
@@ -160,8 +162,8 @@ def operation(key: str) -> Operation:
 
 @functools.cache
 def endpoint_rows() -> tuple[dict[str, str], ...]:
-    with ENDPOINTS_PATH.open(newline="") as handle:
-        return tuple(csv.DictReader(handle, delimiter="\t"))
+    text = ENDPOINTS_PATH.read_text(encoding="utf-8")
+    return tuple(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"))
 
 
 @functools.cache

@@ -56,7 +56,7 @@ def phase_seconds(pipeline: Any) -> dict[str, float]:
 
 def connector_load(server: Server, pipeline: Any, resources: tuple[str, ...],
                    **extra: Any) -> Any:
-    from pipelines.pipeline import run
+    from wallet_elt.pipelines.pipeline import run
 
     return run(pipeline, **server.source_args(resources, **extra))
 
@@ -167,7 +167,7 @@ def postgres_section(server: Server) -> None:
         return
     import psycopg2
 
-    from pipelines.pipeline import make_pipeline
+    from wallet_elt.pipelines.pipeline import make_pipeline
 
     os.environ["DESTINATION__POSTGRES__CREDENTIALS"] = PG_URL
     dataset = f"wallet_bench_{os.getpid()}_{int(time.time())}"

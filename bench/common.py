@@ -117,7 +117,7 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 
 
 def duckdb_pipeline(tmp: Path, name: str = "bench") -> Any:
-    from pipelines.pipeline import make_pipeline
+    from wallet_elt.pipelines.pipeline import make_pipeline
 
     return make_pipeline("duckdb", duckdb_path=str(tmp / f"{name}.duckdb"),
                          pipelines_dir=str(tmp / "pipelines"))

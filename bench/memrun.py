@@ -20,7 +20,7 @@ def main() -> None:
     args = sys.argv[1:]
     incremental = args[0] == "--incremental"
     base_url, api_key, start_date, *resources = args[1:] if incremental else args
-    from pipelines.pipeline import run
+    from wallet_elt.pipelines.pipeline import run
 
     source_args = {"api_key": api_key, "base_url": base_url, "start_date": start_date,
                    "resources": resources}

@@ -128,8 +128,8 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=200_000)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
-    from pipelines.pipeline import FILE_FORMATS, arrow_with_dlt_ids
-    from sources.wallet import wallet_source
+    from wallet_elt.pipelines.pipeline import FILE_FORMATS, arrow_with_dlt_ids
+    from wallet_elt.sources.wallet import wallet_source
 
     arrow_with_dlt_ids()  # as `wallet-elt` runs do: pages go as Arrow tables
 

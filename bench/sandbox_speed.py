@@ -12,8 +12,8 @@ import time
 import httpx
 import orjson
 
-from sandbox.server import Sandbox
-from sandbox.world import World
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sandbox.world import World
 
 
 def main() -> None:

@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from sandbox.faults import FaultPlan
-from sandbox.server import Handler, Sandbox
-from sandbox.world import World, iso
+from wallet_elt.sandbox.faults import FaultPlan
+from wallet_elt.sandbox.server import Handler, Sandbox
+from wallet_elt.sandbox.world import World, iso
 
 
 class RecordingSandbox(Sandbox):

@@ -18,15 +18,15 @@ import dlt
 import duckdb
 from dlt.common.pipeline import TRefreshMode
 
-from pipelines.errors import MISCONFIGURED, RUN_FAILED, ConfigError, explain, redact
-from pipelines.pipeline import (
+from wallet_elt.pipelines.errors import MISCONFIGURED, RUN_FAILED, ConfigError, explain, redact
+from wallet_elt.pipelines.pipeline import (
     DEFAULT_DUCKDB_FILE,
     PartialLoad,
     RunSummary,
     make_pipeline,
     run,
 )
-from pipelines.run_settings import (
+from wallet_elt.pipelines.run_settings import (
     DESTINATIONS,
     check_date,
     check_destination,
@@ -34,7 +34,7 @@ from pipelines.run_settings import (
     check_span,
     pipeline_name,
 )
-from sources.wallet.catalog import ENTRIES
+from wallet_elt.sources.wallet.catalog import ENTRIES
 
 DEMO_QUERY = """SELECT date_trunc('month', created_at) AS month, count(*) AS members
 FROM wallet_data.members GROUP BY 1 ORDER BY 1 DESC LIMIT 6;"""
@@ -121,8 +121,8 @@ def _partial(err: PartialLoad) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     if _sandbox_extra_missing("demo"):
         return 2
-    from sandbox.server import Sandbox
-    from sandbox.world import World, iso
+    from wallet_elt.sandbox.server import Sandbox
+    from wallet_elt.sandbox.world import World, iso
 
     world = World(seed=args.seed, scale=args.scale)
     sandbox = Sandbox(world)
@@ -162,7 +162,7 @@ def cmd_resources(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from pipelines import schema_files
+    from wallet_elt.pipelines import schema_files
 
     if not schema_files.README.is_file():
         print("wallet-elt: `schema` regenerates files of the source repository; run it from a "
@@ -182,9 +182,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     if _sandbox_extra_missing("sandbox"):
         return 2
-    from sandbox.faults import Fault, FaultPlan
-    from sandbox.server import DEFAULT_API_KEY, Sandbox
-    from sandbox.world import World
+    from wallet_elt.sandbox.faults import Fault, FaultPlan
+    from wallet_elt.sandbox.server import DEFAULT_API_KEY, Sandbox
+    from wallet_elt.sandbox.world import World
 
     world = World(seed=args.seed, scale=args.scale, history_days=args.history_days)
     plan = FaultPlan(args.seed, [Fault.parse(text) for text in args.faults or []],

@@ -22,8 +22,8 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.schema.exceptions import DataValidationError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources import wallet as wallet_package
-from sources.wallet.client import AuthRejected, BaseUrlWrong, WalletError
+from wallet_elt.sources import wallet as wallet_package
+from wallet_elt.sources.wallet.client import AuthRejected, BaseUrlWrong, WalletError
 
 RUN_FAILED = 1
 MISCONFIGURED = 2

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sources.wallet.client import WalletError
+from wallet_elt.sources.wallet.client import WalletError
 
 
 class RunInProgress(WalletError):

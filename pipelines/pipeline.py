@@ -15,10 +15,10 @@ from dlt.common.pipeline import LoadInfo, TRefreshMode
 from dlt.common.runtime.collector import NULL_COLLECTOR
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from pipelines.lock import exclusive_run
-from pipelines.progress import Progress
-from sources.wallet import RunReport, wallet_source
-from sources.wallet.client import WalletError
+from wallet_elt.pipelines.lock import exclusive_run
+from wallet_elt.pipelines.progress import Progress
+from wallet_elt.sources.wallet import RunReport, wallet_source
+from wallet_elt.sources.wallet.client import WalletError
 
 PIPELINE_NAME = "wallet"
 DEFAULT_DATASET = "wallet_data"

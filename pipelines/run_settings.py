@@ -10,8 +10,8 @@ import dlt
 import pendulum
 from pendulum import DateTime
 
-from pipelines.errors import ConfigError
-from sources.wallet import select_entries
+from wallet_elt.pipelines.errors import ConfigError
+from wallet_elt.sources.wallet import select_entries
 
 DESTINATIONS = ("duckdb", "postgres", "bigquery")
 DEFAULT_PIPELINE_NAME = "wallet"

@@ -15,8 +15,8 @@ from pathlib import Path
 from dlt.common.schema import Schema
 from dlt.common.schema.utils import to_pretty_yaml
 
-from sources.wallet import wallet_source
-from sources.wallet.catalog import ENTRIES
+from wallet_elt.sources.wallet import wallet_source
+from wallet_elt.sources.wallet.catalog import ENTRIES
 
 # The repository these files live in (they are not installed, except a copy of the pinned
 # schema as package data): pipelines/ is one of its top-level folders.

@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox import reference
-from sandbox.reference import Operation
-from sandbox.world import CATEGORICAL, ENTITY_DEFS
+from wallet_elt.sandbox import reference
+from wallet_elt.sandbox.reference import Operation
+from wallet_elt.sandbox.world import CATEGORICAL, ENTITY_DEFS
 
 # Entity by path prefix, for routes whose answer names no record schema of an entity (the
 # longest matching prefix wins).

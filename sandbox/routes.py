@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from sandbox import reference
-from sandbox.reference import Operation
-from sandbox.route_map import Service, record_schema_name, service_of
-from sandbox.world import (
+from wallet_elt.sandbox import reference
+from wallet_elt.sandbox.reference import Operation
+from wallet_elt.sandbox.route_map import Service, record_schema_name, service_of
+from wallet_elt.sandbox.world import (
     CATEGORIES,
     DAY,
     ENTITY_DEFS,

@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from sandbox.faults import Fault, FaultKind, FaultPlan
-from sandbox.routes import ApiError, Request, Responder, Route, build_routes
-from sandbox.world import World
+from wallet_elt.sandbox.faults import Fault, FaultKind, FaultPlan
+from wallet_elt.sandbox.routes import ApiError, Request, Responder, Route, build_routes
+from wallet_elt.sandbox.world import World
 
 DEFAULT_API_KEY = "sandbox-key-0123456789"
 HTML_ERROR_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>upstream</body></html>"

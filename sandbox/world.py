@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sandbox import causes, reference, values
+from wallet_elt.sandbox import causes, reference, values
 
 ALPHABET = string.digits + string.ascii_letters
 Builder = Callable[[Iterable[tuple[Any, ...]]], list[dict[str, Any]]]

@@ -35,11 +35,11 @@ from typing import Any
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
-from pipelines.pipeline import PartialLoad, RunSummary, make_pipeline, run
-from sandbox.faults import Fault, FaultKind, FaultPlan
-from sandbox.server import Sandbox
-from sandbox.world import World, iso
-from sources.wallet.catalog import Strategy, entries_by_name
+from wallet_elt.pipelines.pipeline import PartialLoad, RunSummary, make_pipeline, run
+from wallet_elt.sandbox.faults import Fault, FaultKind, FaultPlan
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sandbox.world import World, iso
+from wallet_elt.sources.wallet.catalog import Strategy, entries_by_name
 from tests.truth import FAULT_SUBSET, record_ids, routes_of
 
 RESOURCES = FAULT_SUBSET

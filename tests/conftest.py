@@ -11,9 +11,9 @@ import dlt
 import httpx
 import pytest
 
-from pipelines.pipeline import make_pipeline, run
-from sandbox.server import Sandbox
-from sandbox.world import World, iso
+from wallet_elt.pipelines.pipeline import make_pipeline, run
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sandbox.world import World, iso
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from dlt.common.destination.client import RunnableLoadJob
 
-from pipelines.cli import main
+from wallet_elt.pipelines.cli import main
 
 
 def kill_after_job(table: str, file_format: str) -> None:

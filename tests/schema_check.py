@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sources.wallet import spec
+from wallet_elt.sources.wallet import spec
 
 DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 

@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipelines.pipeline import run
-from sandbox.server import Sandbox
-from sources.wallet.batches import Batches, PageTables, convert, infer
+from wallet_elt.pipelines.pipeline import run
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.batches import Batches, PageTables, convert, infer
 from tests.conftest import new_pipeline, source_args
 
 CENTS = {"data_type": "decimal", "precision": 19, "scale": 0}

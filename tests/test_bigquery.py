@@ -21,9 +21,9 @@ import dlt
 import pytest
 from dlt.common.schema.utils import is_complete_column
 
-from pipelines.pipeline import FILE_FORMATS, make_pipeline, run
-from sandbox.server import Sandbox
-from sources.wallet import wallet_source
+from wallet_elt.pipelines.pipeline import FILE_FORMATS, make_pipeline, run
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet import wallet_source
 from tests.bigquery_emulator import PROJECT, Emulator, EmulatorUnavailable, start_emulator
 from tests.conftest import new_pipeline, source_args
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sources.wallet.client import FairSlots, RequestBudget
+from wallet_elt.sources.wallet.client import FairSlots, RequestBudget
 
 
 def _queued(slots: FairSlots, count: int) -> None:

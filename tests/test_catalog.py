@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sources.wallet import spec
-from sources.wallet.catalog import (
+from wallet_elt.sources.wallet import spec
+from wallet_elt.sources.wallet.catalog import (
     ENTRIES,
     EXCLUDED,
     LOADED_READ_KINDS,

@@ -15,14 +15,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.cli import main
-from pipelines.lock import exclusive_run
-from pipelines.progress import Progress
-from sandbox.server import Sandbox
-from sources.wallet.catalog import ENTRIES
-from sources.wallet.client import BaseUrlWrong, RouteFailed, WalletClient
+from wallet_elt.pipelines.cli import main
+from wallet_elt.pipelines.lock import exclusive_run
+from wallet_elt.pipelines.progress import Progress
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.catalog import ENTRIES
+from wallet_elt.sources.wallet.client import BaseUrlWrong, RouteFailed, WalletClient
 
-CLI = [sys.executable, "-m", "pipelines.cli"]
+CLI = [sys.executable, "-m", "wallet_elt.pipelines.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 
 

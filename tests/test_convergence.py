@@ -12,10 +12,10 @@ from typing import Any
 import dlt
 import pytest
 
-from pipelines.pipeline import PartialLoad, RunSummary, run
-from sandbox.faults import Fault, FaultKind, FaultPlan
-from sandbox.server import Sandbox
-from sources.wallet.catalog import entries_by_name
+from wallet_elt.pipelines.pipeline import PartialLoad, RunSummary, run
+from wallet_elt.sandbox.faults import Fault, FaultKind, FaultPlan
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.catalog import entries_by_name
 from tests.conftest import new_pipeline, query, source_args, start_sandbox
 from tests.truth import record_ids
 

@@ -10,8 +10,8 @@ from typing import Any
 import dlt
 import pytest
 
-from pipelines.pipeline import run
-from sandbox.server import Handler, Sandbox
+from wallet_elt.pipelines.pipeline import run
+from wallet_elt.sandbox.server import Handler, Sandbox
 from tests.conftest import new_pipeline, query, source_args
 
 MEMBERS_ROUTE = "POST /v2/membership/member/page"

@@ -14,13 +14,13 @@ import numpy as np
 import pendulum
 import pytest
 
-from pipelines.pipeline import run
-from sandbox.server import Sandbox
-from sandbox.world import World, iso
-from sources.wallet import windows
-from sources.wallet.catalog import ENTRIES, Entry, Measure, Strategy, entries_by_name
-from sources.wallet.client import WalletClient
-from sources.wallet.strategies import Extraction, Runner, Settings
+from wallet_elt.pipelines.pipeline import run
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sandbox.world import World, iso
+from wallet_elt.sources.wallet import windows
+from wallet_elt.sources.wallet.catalog import ENTRIES, Entry, Measure, Strategy, entries_by_name
+from wallet_elt.sources.wallet.client import WalletClient
+from wallet_elt.sources.wallet.strategies import Extraction, Runner, Settings
 from tests.conftest import TEST_SCALE, new_pipeline, source_args
 
 DAILY = [entry for entry in ENTRIES if entry.strategy is Strategy.DAILY]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.pipeline import duckdb_threads, make_pipeline, run
-from sandbox.server import Sandbox
-from sources.wallet.columns import is_money
+from wallet_elt.pipelines.pipeline import duckdb_threads, make_pipeline, run
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.columns import is_money
 from tests.conftest import new_pipeline, query, source_args
 
 POSTGRES_URL = os.environ.get("WALLET_TEST_POSTGRES",

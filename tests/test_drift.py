@@ -9,10 +9,10 @@ from typing import Any
 import dlt
 import pytest
 
-from pipelines.cli import _failure_message
-from pipelines.pipeline import run
-from sandbox.faults import Fault, FaultKind
-from sandbox.server import Sandbox
+from wallet_elt.pipelines.errors import explain
+from wallet_elt.pipelines.pipeline import run
+from wallet_elt.sandbox.faults import Fault, FaultKind
+from wallet_elt.sandbox.server import Sandbox
 from tests.conftest import new_pipeline, query, source_args
 
 MEMBERS_ROUTE = "POST /v2/membership/member/page"
@@ -95,5 +95,7 @@ def test_a_frozen_contract_failure_names_the_table_and_the_column(
     sandbox.faults.replace([Fault(kind, route=MEMBERS_ROUTE)])
     with pytest.raises(Exception) as failure:
         run(pipeline, **args)
-    message = _failure_message(failure.value)
+    explained = explain(failure.value)
+    assert explained is not None
+    message = explained[1]
     assert "table members" in message and f"column {column}" in message

@@ -16,11 +16,11 @@ import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.pipeline import PartialLoad, run
-from sandbox.faults import Fault, FaultKind
-from sandbox.server import Sandbox
-from sources.wallet import ResourceFailed, RunReport, wallet_source
-from sources.wallet.catalog import entries_by_name
+from wallet_elt.pipelines.pipeline import PartialLoad, run
+from wallet_elt.sandbox.faults import Fault, FaultKind
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet import ResourceFailed, RunReport, wallet_source
+from wallet_elt.sources.wallet.catalog import entries_by_name
 from tests.conftest import new_pipeline, query, source_args
 
 ROOT = Path(__file__).resolve().parents[1]

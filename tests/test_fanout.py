@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sources.wallet.client import RouteFailed
-from sources.wallet.fanout import DOWN_AFTER, ParentPass, fan_out
+from wallet_elt.sources.wallet.client import RouteFailed
+from wallet_elt.sources.wallet.fanout import DOWN_AFTER, ParentPass, fan_out
 
 
 def pages_of(parent: int) -> Iterator[tuple[int, int]]:

@@ -16,12 +16,12 @@ from typing import Any
 import dlt
 import pytest
 
-from pipelines.pipeline import PartialLoad, RunSummary, run
-from sandbox.faults import Fault, FaultKind
-from sandbox.server import Sandbox
-from sources import wallet as wallet_package
-from sources.wallet.catalog import entries_by_name
-from sources.wallet.client import RetryPolicy
+from wallet_elt.pipelines.pipeline import PartialLoad, RunSummary, run
+from wallet_elt.sandbox.faults import Fault, FaultKind
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources import wallet as wallet_package
+from wallet_elt.sources.wallet.catalog import entries_by_name
+from wallet_elt.sources.wallet.client import RetryPolicy
 from tests.conftest import new_pipeline, query, source_args
 from tests.truth import FAULT_SUBSET, record_ids, routes_of
 

@@ -10,10 +10,10 @@ import dlt
 import numpy as np
 import pytest
 
-from pipelines.pipeline import PartialLoad, make_pipeline, run
-from sandbox.faults import Fault, FaultKind
-from sandbox.server import Sandbox
-from sources.wallet.catalog import ENTRIES, Strategy, entries_by_name
+from wallet_elt.pipelines.pipeline import PartialLoad, make_pipeline, run
+from wallet_elt.sandbox.faults import Fault, FaultKind
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.catalog import ENTRIES, Strategy, entries_by_name
 from tests.conftest import new_pipeline, query, source_args
 from tests.test_bigquery import (  # noqa: F401 (fixtures)
     bigquery_credentials,

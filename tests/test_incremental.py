@@ -8,10 +8,10 @@ from typing import Any
 
 import dlt
 
-from pipelines.pipeline import run
-from sandbox.server import Sandbox
-from sources.wallet.catalog import ENTRIES
-from sources.wallet.columns import column_hints, column_name
+from wallet_elt.pipelines.pipeline import run
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.catalog import ENTRIES
+from wallet_elt.sources.wallet.columns import column_hints, column_name
 from tests.conftest import new_pipeline, query, source_args
 
 SUBSET = ["members", "phone_numbers", "phone_number_outbound_sms_pages", "ledger_transactions",

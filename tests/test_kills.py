@@ -17,8 +17,8 @@ from pathlib import Path
 import dlt
 import pytest
 
-from pipelines.pipeline import RunSummary, make_pipeline, run
-from sandbox.server import Sandbox
+from wallet_elt.pipelines.pipeline import RunSummary, make_pipeline, run
+from wallet_elt.sandbox.server import Sandbox
 from tests.conftest import query, source_args
 from tests.test_destinations import postgres_credentials  # noqa: F401 (a fixture)
 
@@ -68,7 +68,7 @@ def _cli_run(box: Sandbox, work: Path, stdout: int = subprocess.DEVNULL
              ) -> subprocess.Popen[str]:
     env = _cli_env(box)
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--resources", ",".join(RESOURCES),
+        [sys.executable, "-m", "wallet_elt.pipelines.cli", "run", "--resources", ",".join(RESOURCES),
          "--pipelines-dir", str(work / "pipelines")],
         cwd=work, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import SANDBOX_REQUIRES
-from sandbox.server import Sandbox
-from sources.wallet import wallet_source
+from wallet_elt.pipelines.cli import SANDBOX_REQUIRES
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet import wallet_source
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -27,7 +27,7 @@ INSTALLED_AS = {"sources": "wallet_elt/sources", "pipelines": "wallet_elt/pipeli
                 "sandbox": "wallet_elt/sandbox", "schemas": "wallet_elt/schemas"}
 # Runs the CLI with numpy unimportable, as in an installation without the `sandbox` extra.
 WITHOUT_NUMPY = ("import runpy, sys; sys.modules['numpy'] = None; sys.argv[0] = 'wallet-elt'; "
-                 "runpy.run_module('pipelines.cli', run_name='__main__')")
+                 "runpy.run_module('wallet_elt.pipelines.cli', run_name='__main__')")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

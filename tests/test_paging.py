@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-import sandbox.routes
-from pipelines.pipeline import PartialLoad, run
-from sandbox.routes import Responder
-from sandbox.server import Sandbox
-from sources.wallet import spec, wallet_source
-from sources.wallet.catalog import entries_by_name
-from sources.wallet.client import WalletClient
-from sources.wallet.paging import pages
+import wallet_elt.sandbox.routes
+from wallet_elt.pipelines.pipeline import PartialLoad, run
+from wallet_elt.sandbox.routes import Responder
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet import spec, wallet_source
+from wallet_elt.sources.wallet.catalog import entries_by_name
+from wallet_elt.sources.wallet.client import WalletClient
+from wallet_elt.sources.wallet.paging import pages
 from tests.conftest import new_pipeline, query, source_args
 
 SEARCH = "member_search_results"  # paged in the body, with a `total` in its envelope

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.pipeline import run
-from sandbox.server import Sandbox
-from sources.wallet.client import WalletError
+from wallet_elt.pipelines.pipeline import run
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.client import WalletError
 from tests.conftest import new_pipeline, query, source_args
 
 SALT = "pepper-for-tests-9f2c"

@@ -25,9 +25,9 @@ import httpx
 import pendulum
 import pytest
 
-from pipelines.cli import main
-from sandbox.server import DEFAULT_API_KEY
-from sources.wallet.catalog import ENTRIES
+from wallet_elt.pipelines.cli import main
+from wallet_elt.sandbox.server import DEFAULT_API_KEY
+from wallet_elt.sources.wallet.catalog import ENTRIES
 from tests.test_destinations import postgres_credentials  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

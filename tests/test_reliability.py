@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.lock import RunInProgress, exclusive_run
-from pipelines.pipeline import PartialLoad, run
-from sandbox.faults import Fault, FaultKind
-from sandbox.server import Sandbox
+from wallet_elt.pipelines.lock import RunInProgress, exclusive_run
+from wallet_elt.pipelines.pipeline import PartialLoad, run
+from wallet_elt.sandbox.faults import Fault, FaultKind
+from wallet_elt.sandbox.server import Sandbox
 from tests.conftest import new_pipeline, query, source_args
 
 FAST_RETRIES = {"max_attempts": 4, "request_timeout": 2.0}

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from sandbox.faults import Fault, FaultKind, FaultPlan
-from sandbox.server import Sandbox
+from wallet_elt.sandbox.faults import Fault, FaultKind, FaultPlan
+from wallet_elt.sandbox.server import Sandbox
 from tests.conftest import api
 
 DESIGNS = "/v2/payment/design/all"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import sandbox
-from sandbox import causes, reference
-from sandbox.routes import build_routes
-from sources.wallet import spec
+from wallet_elt import sandbox
+from wallet_elt.sandbox import causes, reference
+from wallet_elt.sandbox.routes import build_routes
+from wallet_elt.sources.wallet import spec
 
-SANDBOX_DIR = Path(sandbox.__file__).parent
+SANDBOX_DIR = Path(sandbox.__file__).resolve().parent
 
 
 def imported_modules(path: Path, top_level: bool = True) -> set[str]:
@@ -38,7 +38,9 @@ def test_import_parser_sees_both_forms(tmp_path: Path) -> None:
 def test_no_sandbox_module_imports_the_connector() -> None:
     modules = sorted(SANDBOX_DIR.glob("*.py"))
     assert len(modules) >= 5
-    offenders = {p.name: sorted(imported_modules(p) & {"sources", "pipelines"})
+    connector = ("sources", "pipelines", "wallet_elt.sources", "wallet_elt.pipelines")
+    offenders = {p.name: sorted(m for m in imported_modules(p, top_level=False)
+                                if m in connector or m.startswith(tuple(f"{c}." for c in connector)))
                  for p in modules}
     assert {name: found for name, found in offenders.items() if found} == {}
 
@@ -68,7 +70,7 @@ def test_the_tests_truth_is_not_the_sandboxs_responder() -> None:
     code that answers requests (a bug in it would then be in the truth too)."""
     truth = Path(__file__).with_name("truth.py")
     used = imported_modules(truth, top_level=False)
-    assert not {m for m in used if m in ("sandbox.routes", "sandbox.route_map")}, used
+    assert not {m for m in used if m.removeprefix("wallet_elt.") in ("sandbox.routes", "sandbox.route_map")}, used
 
 
 def test_the_readme_lists_every_causal_rule() -> None:

@@ -11,10 +11,10 @@ import httpx
 import numpy as np
 import pytest
 
-from sandbox.routes import build_routes
-from sandbox.server import Sandbox
-from sandbox.world import DAY, World, iso, parse_time
-from sources.wallet import spec
+from wallet_elt.sandbox.routes import build_routes
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sandbox.world import DAY, World, iso, parse_time
+from wallet_elt.sources.wallet import spec
 from tests.conftest import api
 from tests.schema_check import is_typed, validate
 

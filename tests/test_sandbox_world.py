@@ -13,9 +13,9 @@ import httpx
 import numpy as np
 import pytest
 
-from sandbox import causes, values
-from sandbox.server import Sandbox
-from sandbox.world import (
+from wallet_elt.sandbox import causes, values
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sandbox.world import (
     ALPHABET,
     DAY,
     ENTITY_DEFS,
@@ -28,7 +28,7 @@ from sandbox.world import (
     make_id,
     parse_time,
 )
-from sources.wallet import spec
+from wallet_elt.sources.wallet import spec
 from tests.conftest import api, start_sandbox
 from tests.schema_check import validate
 

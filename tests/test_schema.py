@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import schema_files
-from pipelines.pipeline import run
-from sandbox.faults import Fault, FaultKind
-from sandbox.server import Sandbox
-from sources.wallet.catalog import ENTRIES
-from sources.wallet.columns import column_hints, is_money
+from wallet_elt.pipelines import schema_files
+from wallet_elt.pipelines.pipeline import run
+from wallet_elt.sandbox.faults import Fault, FaultKind
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.catalog import ENTRIES
+from wallet_elt.sources.wallet.columns import column_hints, is_money
 from tests.conftest import new_pipeline, query, source_args
 
 

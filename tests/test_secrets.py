@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.pipeline import run
-from sandbox.server import Sandbox
-from sandbox.world import World
-from sources.wallet.client import AuthRejected, WalletClient
+from wallet_elt.pipelines.pipeline import run
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sandbox.world import World
+from wallet_elt.sources.wallet.client import AuthRejected, WalletClient
 from tests.conftest import new_pipeline, source_args
 
 SECRET = "wk_live_RECOGNISABLE_7f3a9c2e41"

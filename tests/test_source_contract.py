@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sources.wallet.catalog import ENTRIES, Entry, snake
-from sources.wallet.columns import column_hints
+from wallet_elt.sources.wallet.catalog import ENTRIES, Entry, snake
+from wallet_elt.sources.wallet.columns import column_hints
 from tests.conftest import query
 from tests.truth import RECORD_STRATEGIES, record_ids
 

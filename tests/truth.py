@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sandbox.server import Sandbox
-from sources.wallet import spec
-from sources.wallet.catalog import Entry, Strategy, entries_by_name
+from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet import spec
+from wallet_elt.sources.wallet.catalog import Entry, Strategy, entries_by_name
 
 RECORD_STRATEGIES = (Strategy.CURSOR, Strategy.SNAPSHOT, Strategy.WINDOW, Strategy.FILTERED)
 

@@ -15,15 +15,15 @@ import pendulum
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from sources.wallet.batches import Batches, PageTables, quiet_hinted_json_notice
-from sources.wallet.catalog import ENTRIES, Entry
-from sources.wallet.columns import column_hints, column_name, timestamp_fields
-from sources.wallet.fanout import ParentPass, fan_out
-from sources.wallet.privacy import PrivacyPolicy
-from sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
-from sources.wallet.report import ON_ROUTE_FAILURE, OnRouteFailure, ResourceFailed, RunReport
-from sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
-from sources.wallet.windows import Span, parse
+from wallet_elt.sources.wallet.batches import Batches, PageTables, quiet_hinted_json_notice
+from wallet_elt.sources.wallet.catalog import ENTRIES, Entry
+from wallet_elt.sources.wallet.columns import column_hints, column_name, timestamp_fields
+from wallet_elt.sources.wallet.fanout import ParentPass, fan_out
+from wallet_elt.sources.wallet.privacy import PrivacyPolicy
+from wallet_elt.sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
+from wallet_elt.sources.wallet.report import ON_ROUTE_FAILURE, OnRouteFailure, ResourceFailed, RunReport
+from wallet_elt.sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
+from wallet_elt.sources.wallet.windows import Span, parse
 
 __all__ = ["ResourceFailed", "RunReport", "select_entries", "wallet_source"]
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.data_types import coerce_value, py_type_to_sc_type
 
-from sources.wallet.columns import column_name
+from wallet_elt.sources.wallet.columns import column_name
 
 Rows = list[dict[str, Any]]
 Columns = Mapping[str, Mapping[str, Any]]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sources.wallet import spec
+from wallet_elt.sources.wallet import spec
 
 
 class Strategy(StrEnum):

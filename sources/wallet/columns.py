@@ -12,8 +12,8 @@ from typing import Any
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from sources.wallet import spec
-from sources.wallet.catalog import Entry, Measure, Strategy
+from wallet_elt.sources.wallet import spec
+from wallet_elt.sources.wallet.catalog import Entry, Measure, Strategy
 
 Column = dict[str, Any]
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sources.wallet.client import RouteFailed
+from wallet_elt.sources.wallet.client import RouteFailed
 
 T = TypeVar("T")
 P = TypeVar("P")

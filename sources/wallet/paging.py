@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sources.wallet.client import RouteFailed, WalletClient
-from sources.wallet.spec import Operation
+from wallet_elt.sources.wallet.client import RouteFailed, WalletClient
+from wallet_elt.sources.wallet.spec import Operation
 
 
 def records_of(op: Operation, payload: Any) -> tuple[list[dict[str, Any]], int | None]:

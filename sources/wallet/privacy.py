@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from sources.wallet.client import WalletError
+from wallet_elt.sources.wallet.client import WalletError
 
 # Wire fields that carry personal data anywhere in the API.
 PERSONAL_FIELDS = frozenset({

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sources.wallet.client import RouteFailed, WalletError
+from wallet_elt.sources.wallet.client import RouteFailed, WalletError
 
 OnRouteFailure = Literal["raise", "skip"]
 ON_ROUTE_FAILURE: tuple[OnRouteFailure, ...] = ("raise", "skip")

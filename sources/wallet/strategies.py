@@ -17,14 +17,14 @@ from typing import Any
 import pendulum
 from pendulum import DateTime
 
-from sources.wallet import windows
-from sources.wallet.batches import untyped
-from sources.wallet.catalog import Entry, Strategy, entries_by_name
-from sources.wallet.client import RouteFailed, WalletClient
-from sources.wallet.columns import LEFT_FILTER, column_hints
-from sources.wallet.paging import pages
-from sources.wallet.report import RunReport
-from sources.wallet.windows import Span
+from wallet_elt.sources.wallet import windows
+from wallet_elt.sources.wallet.batches import untyped
+from wallet_elt.sources.wallet.catalog import Entry, Strategy, entries_by_name
+from wallet_elt.sources.wallet.client import RouteFailed, WalletClient
+from wallet_elt.sources.wallet.columns import LEFT_FILTER, column_hints
+from wallet_elt.sources.wallet.paging import pages
+from wallet_elt.sources.wallet.report import RunReport
+from wallet_elt.sources.wallet.windows import Span
 
 Rows = list[dict[str, Any]]
 NO_PARENT = "_"

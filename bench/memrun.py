@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import orjson
 
@@ -22,8 +23,8 @@ def main() -> None:
     base_url, api_key, start_date, *resources = args[1:] if incremental else args
     from wallet_elt.pipelines.pipeline import run
 
-    source_args = {"api_key": api_key, "base_url": base_url, "start_date": start_date,
-                   "resources": resources}
+    source_args: dict[str, Any] = {"api_key": api_key, "base_url": base_url,
+                                   "start_date": start_date, "resources": resources}
     with temp_dir("mem") as tmp:
         pipeline = duckdb_pipeline(tmp)
         started = time.perf_counter()

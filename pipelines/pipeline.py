@@ -161,7 +161,8 @@ def run(pipeline: dlt.Pipeline, refresh: TRefreshMode | None = None,
         pipeline.collector.watch(lambda: report.requests, lambda: len(report.finished))
     with exclusive_run(pipeline.working_dir, pipeline.pipeline_name):
         resumed, dropped = _finish_pending(pipeline)
-        info = pipeline.run(source, refresh=refresh,
+        # arg-type: dlt's `refresh` defaults to None, which its annotation leaves out.
+        info = pipeline.run(source, refresh=refresh,  # type: ignore[arg-type]
                             loader_file_format=FILE_FORMATS.get(destination, "parquet"))
     summary = RunSummary(load_info=info, resumed=resumed, dropped=dropped)
     # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
@@ -233,7 +234,7 @@ def _drift(pipeline: dlt.Pipeline, info: LoadInfo, before: set[str]) -> list[str
             rows = client.execute_sql(
                 f"SELECT {counts} FROM {client.make_qualified_table_name(table)} "
                 f"WHERE _dlt_load_id IN ({loads})") or []
-            for column, count in zip(columns, rows[0] if rows else ()):
+            for column, count in zip(columns, rows[0] if rows else (), strict=False):
                 name = f"{table}.{column}"
                 if count or name not in before:
                     found.append(f"{name}: {int(count or 0)} rows loaded with a value of "

@@ -369,7 +369,7 @@ class Responder:
         sums = np.bincount(np.searchsorted(starts, created, side="right") - 1,
                            weights=values, minlength=len(dates))
         return [{"date": day.isoformat(), name: int(total)}
-                for day, total in zip(dates, sums.tolist()) if total]
+                for day, total in zip(dates, sums.tolist(), strict=True) if total]
 
     def zone(self) -> ZoneInfo:
         """The timezone by-date answers count days in: the request's `timezone` on routes

@@ -167,9 +167,9 @@ def soak_convergence(args: argparse.Namespace) -> int:
     box.faults = convergence_faults(args.seed, args.rate_limit)
     world = box.world
     # Default settings: only the subset and the start of the world's history are given.
-    source_args = {"api_key": box.api_key, "base_url": box.base_url,
-                   "start_date": iso(world.now - world.history_days * 86400),
-                   "resources": CONVERGENCE}
+    source_args: dict[str, Any] = {"api_key": box.api_key, "base_url": box.base_url,
+                                   "start_date": iso(world.now - world.history_days * 86400),
+                                   "resources": CONVERGENCE}
     totals = {"cycles": 0, "runs": 0, "partial_runs": 0, "failed_runs": 0, "unconverged": 0,
               "mismatches": 0, "requests": 0, "answers_429": 0, "answers": 0}
     most_runs = 0

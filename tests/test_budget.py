@@ -125,8 +125,8 @@ def test_successes_recover_the_rate_additively_up_to_the_configured_cap() -> Non
         rates.append(budget.rate)
         assert len(rates) < 1000, "never recovered"
     # One success adds step/rate, so a second's worth of successes adds `step` (1/s here).
-    gained = [after - before for before, after in zip(rates, rates[1:])]
-    assert all(g == pytest.approx(1 / r) for g, r in zip(gained[:-1], rates))
+    gained = [after - before for before, after in zip(rates, rates[1:], strict=False)]
+    assert all(g == pytest.approx(1 / r) for g, r in zip(gained[:-1], rates, strict=False))
     _answer(budget, clock, 100, per_second=10)
     assert budget.rate == 10, "never above the configured cap"
 

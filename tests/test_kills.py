@@ -68,8 +68,8 @@ def _cli_run(box: Sandbox, work: Path, stdout: int = subprocess.DEVNULL
              ) -> subprocess.Popen[str]:
     env = _cli_env(box)
     return subprocess.Popen(
-        [sys.executable, "-m", "wallet_elt.pipelines.cli", "run", "--resources", ",".join(RESOURCES),
-         "--pipelines-dir", str(work / "pipelines")],
+        [sys.executable, "-m", "wallet_elt.pipelines.cli", "run",
+         "--resources", ",".join(RESOURCES), "--pipelines-dir", str(work / "pipelines")],
         cwd=work, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
 
 

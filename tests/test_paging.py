@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import wallet_elt.sandbox.routes
+from wallet_elt.sandbox import routes as sandbox_routes
 from wallet_elt.pipelines.pipeline import PartialLoad, run
 from wallet_elt.sandbox.routes import Responder
 from wallet_elt.sandbox.server import Sandbox
@@ -29,7 +29,7 @@ def _ids(box: Sandbox) -> list[str]:
 @pytest.fixture
 def capped(monkeypatch: pytest.MonkeyPatch) -> int:
     """The sandbox serves at most 30 records a page, whatever is asked."""
-    monkeypatch.setattr(sandbox.routes, "MAX_PAGE_SIZE", 30)
+    monkeypatch.setattr(sandbox_routes, "MAX_PAGE_SIZE", 30)
     return 30
 
 

@@ -39,8 +39,9 @@ def test_no_sandbox_module_imports_the_connector() -> None:
     modules = sorted(SANDBOX_DIR.glob("*.py"))
     assert len(modules) >= 5
     connector = ("sources", "pipelines", "wallet_elt.sources", "wallet_elt.pipelines")
+    prefixes = tuple(f"{name}." for name in connector)
     offenders = {p.name: sorted(m for m in imported_modules(p, top_level=False)
-                                if m in connector or m.startswith(tuple(f"{c}." for c in connector)))
+                                if m in connector or m.startswith(prefixes))
                  for p in modules}
     assert {name: found for name, found in offenders.items() if found} == {}
 
@@ -70,7 +71,8 @@ def test_the_tests_truth_is_not_the_sandboxs_responder() -> None:
     code that answers requests (a bug in it would then be in the truth too)."""
     truth = Path(__file__).with_name("truth.py")
     used = imported_modules(truth, top_level=False)
-    assert not {m for m in used if m.removeprefix("wallet_elt.") in ("sandbox.routes", "sandbox.route_map")}, used
+    responders = ("sandbox.routes", "sandbox.route_map")
+    assert not {m for m in used if m.removeprefix("wallet_elt.") in responders}, used
 
 
 def test_the_readme_lists_every_causal_rule() -> None:

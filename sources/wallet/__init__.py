@@ -21,7 +21,12 @@ from wallet_elt.sources.wallet.columns import column_hints, column_name, timesta
 from wallet_elt.sources.wallet.fanout import ParentPass, fan_out
 from wallet_elt.sources.wallet.privacy import PrivacyPolicy
 from wallet_elt.sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
-from wallet_elt.sources.wallet.report import ON_ROUTE_FAILURE, OnRouteFailure, ResourceFailed, RunReport
+from wallet_elt.sources.wallet.report import (
+    ON_ROUTE_FAILURE,
+    OnRouteFailure,
+    ResourceFailed,
+    RunReport,
+)
 from wallet_elt.sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
 from wallet_elt.sources.wallet.windows import Span, parse
 

@@ -14,7 +14,7 @@ from dlt.sources import DltResource
 
 from sources.wallet.batches import Batches, PageTables, quiet_hinted_json_notice
 from sources.wallet.catalog import ENTRIES, Entry
-from sources.wallet.columns import column_hints, column_name, timestamp_fields
+from sources.wallet.columns import column_hints, timestamp_fields
 from sources.wallet.fanout import fan_out
 from sources.wallet.privacy import PrivacyPolicy
 from sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
@@ -99,9 +99,7 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
 
 def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
               privacy: PrivacyPolicy, arrow: bool) -> DltResource:
-    columns = {name: hint for name, hint in column_hints(entry).items()
-               if not any(privacy.drops(field) and column_name(field) == name
-                          for field in entry.record_fields)}
+    columns = privacy.columns(entry.record_fields, column_hints(entry))
 
     def rows() -> Iterator[Rows | pa.Table]:
         # Named explicitly: dlt may pull the pages from a worker thread.

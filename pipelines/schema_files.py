@@ -16,7 +16,9 @@ from dlt.common.schema import Schema
 from dlt.common.schema.utils import to_pretty_yaml
 
 from sources.wallet import wallet_source
-from sources.wallet.catalog import ENTRIES
+from sources.wallet.catalog import ENTRIES, Entry
+from sources.wallet.columns import column_name
+from sources.wallet.sensitive import PERSONAL_FIELDS, SECRET_FIELDS
 from sources.wallet.spec import SCHEMAS_DIR
 
 ROOT = SCHEMAS_DIR.parent
@@ -62,7 +64,10 @@ def dictionary_text() -> str:
                 f"`{entry.write_disposition}`"
                 + (f"; parent: `{entry.parent}` (key column `{entry.parent_key}`)"
                    if entry.parent else ""),
+                *_sensitive_lines(entry),
                 "", "| column | type | description |", "|---|---|---|"]
+        personal = {column_name(field) for field in entry.record_fields
+                    if field in PERSONAL_FIELDS}
         for name, column in schema.get_table_columns(entry.name).items():
             if name.startswith("_dlt"):
                 continue
@@ -70,9 +75,19 @@ def dictionary_text() -> str:
             if data_type == "decimal":
                 data_type = f"decimal({column.get('precision')},{column.get('scale')})"
             description = (column.get("description") or "").replace("|", "/").replace("\n", " ")
+            if name in personal:
+                description = f"**personal** (follows `pii_policy`). {description}".rstrip()
             out.append(f"| `{name}` | {data_type} | {description} |")
         out.append("")
     return "\n".join(out)
+
+
+def _sensitive_lines(entry: Entry) -> list[str]:
+    """The record's secret fields, which never load (sources/wallet/sensitive.py)."""
+    secrets = sorted(field for field in entry.record_fields if field in SECRET_FIELDS)
+    if not secrets:
+        return []
+    return ["- never loaded (secrets): " + ", ".join(f"`{field}`" for field in secrets)]
 
 
 def resource_table_text() -> str:

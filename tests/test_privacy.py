@@ -18,6 +18,7 @@ from pipelines.pipeline import run
 from sandbox.server import Sandbox
 from sources.wallet import sensitive
 from sources.wallet.client import WalletError
+from sources.wallet.privacy import PrivacyPolicy
 from sources.wallet.columns import column_name
 from tests.conftest import new_pipeline, query, source_args
 from tests.leaks import files_containing, leaked, warehouse_strings, world_values
@@ -168,3 +169,16 @@ def test_completed_packages_keep_no_rows_on_disk(sandbox: Sandbox, tmp_path: Pat
          pipeline.pipeline_name, "info"], capture_output=True, text=True, check=True)
     assert f"Has {len(load_ids)} completed load packages" in info.stdout
     assert all(load_id in info.stdout for load_id in load_ids)
+
+
+def test_fields_the_reference_does_not_declare_are_judged_by_name() -> None:
+    # An API that grew fields since the reference was vendored: a token, a nested email.
+    policy = PrivacyPolicy("hash", salt=SALT)
+    rows = policy.apply([{"id": "r1", "refreshToken": "tok-1", "sandboxDriftField": "new",
+                          "owner": {"ownerEmail": "a@example.com", "isOwnerEmailShown": True},
+                          "contacts": [{"backupPhone": "+15551230000"}]}])
+    assert rows == [{"id": "r1", "sandboxDriftField": "new",
+                     "owner": {"ownerEmail": keyed("a@example.com"), "isOwnerEmailShown": True},
+                     "contacts": [{"backupPhone": keyed("+15551230000")}]}]
+    kept = PrivacyPolicy().apply([{"id": "r2", "sessionSecret": "s", "ownerEmail": "b@x.io"}])
+    assert kept == [{"id": "r2", "ownerEmail": "b@x.io"}]

@@ -15,7 +15,8 @@ from typing import Any
 
 from sources.wallet.client import WalletError
 from sources.wallet.columns import Column, column_name
-from sources.wallet.sensitive import PERSONAL_FIELDS, SECRET_FIELDS
+from sources.wallet.sensitive import (PERSONAL_FIELDS, SECRET_FIELDS, Sensitivity, classify,
+                                      reference_fields)
 
 ACTIONS = ("keep", "drop", "hash")
 DROP, HASH = "drop", "hash"
@@ -39,12 +40,15 @@ class PrivacyPolicy:
                               "set sources.wallet.pii_salt in .dlt/secrets.toml (or "
                               "SOURCES__WALLET__PII_SALT)")
         self._key = (salt or "").encode()
-        # What happens to each field name wherever it sits; a secret goes even if pii_fields
-        # says to keep it.
-        # (The module's own constants, so the per-field test is an identity check.)
+        self._default = default
+        # What happens to each field name wherever it sits (the module's own constants, so the
+        # per-field test is an identity check); a secret goes even if pii_fields keeps it.
         self._rules = {**{name: DROP if action == DROP else HASH
                           for name, action in self.actions.items()},
                        **dict.fromkeys(SECRET_FIELDS, DROP)}
+        # Field names already judged; any other (a field the API added since the reference
+        # was vendored) is judged by its name when it first arrives.
+        self._seen = frozenset(reference_fields()) | frozenset(self.actions)
 
     def hashed(self, value: Any) -> str:
         # hmac.digest: OpenSSL's one-shot HMAC, 2-3x faster than hmac.new (same digest).
@@ -68,7 +72,23 @@ class PrivacyPolicy:
             self._clean(row)
         return rows
 
+    def _learn(self, fields: set[str]) -> None:
+        """Rules for fields the reference does not declare, by their names. Both maps are
+        replaced, not changed in place: other resources' threads read them meanwhile."""
+        rules = dict(self._rules)
+        for field in fields:
+            kind = classify(field, [])
+            if kind is Sensitivity.SECRET:
+                rules[field] = DROP
+            elif kind is Sensitivity.PERSONAL and self._default != "keep":
+                rules[field] = DROP if self._default == DROP else HASH
+        self._rules = rules
+        self._seen = self._seen | fields
+
     def _clean(self, record: dict[str, Any]) -> None:
+        unknown = record.keys() - self._seen
+        if unknown:
+            self._learn(unknown)
         rules = self._rules
         for key in record.keys() & rules:  # set intersection in C: most fields have no rule
             if rules[key] is DROP:

@@ -108,7 +108,4 @@ PERSONAL_FIELDS = fields_of(Sensitivity.PERSONAL)
 
 
 def is_secret(field: str) -> bool:
-    """A secret by the reference, or by name for a field the reference does not declare."""
-    found = reference_fields().get(field)
-    return found is Sensitivity.SECRET or (field not in reference_fields()
-                                           and classify(field, []) is Sensitivity.SECRET)
+    return reference_fields().get(field) is Sensitivity.SECRET

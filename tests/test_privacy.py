@@ -18,14 +18,16 @@ from pipelines.pipeline import run
 from sandbox.server import Sandbox
 from sources.wallet import sensitive
 from sources.wallet.client import WalletError
-from sources.wallet.privacy import PrivacyPolicy
 from sources.wallet.columns import column_name
+from sources.wallet.privacy import PrivacyPolicy
 from tests.conftest import new_pipeline, query, source_args
 from tests.leaks import files_containing, leaked, warehouse_strings, world_values
 from tests.test_secrets import REFERENCE_SECRETS
 
 SALT = "pepper-for-tests-9f2c"
 RESOURCES = ["members", "merchant_credits"]
+JOIN = ("SELECT count(*) FROM {d}.members m JOIN {d}.merchant_credits c "
+        "ON m.mobile_number = c.mobile_number")
 # Every personal field of the API reference, found by reading its names and descriptions (not
 # through the classifier): names, emails, phone numbers, street addresses, birthdays, IPs,
 # usernames, pictures of people and their social handles.
@@ -57,8 +59,6 @@ def hashed_load(shared_sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactor
     run(pipeline, **source_args(shared_sandbox, pii_policy="hash", pii_salt=SALT,
                                 **FULL_LOAD_ARGS))
     return pipeline
-JOIN = ("SELECT count(*) FROM {d}.members m JOIN {d}.merchant_credits c "
-        "ON m.mobile_number = c.mobile_number")
 
 
 def test_hashed_personal_data_hides_values_but_still_joins(sandbox: Sandbox,

@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pytest
-
 import dlt
+import pytest
 
 from pipelines.pipeline import run
 from pipelines.schema_files import catalog_schema
@@ -17,8 +16,7 @@ from sandbox.world import World
 from sources.wallet import sensitive
 from sources.wallet.columns import column_name
 from tests.conftest import new_pipeline, query, source_args
-from tests.leaks import (column_names, files_containing, leaked, warehouse_strings,
-                         world_values)
+from tests.leaks import column_names, files_containing, leaked, warehouse_strings, world_values
 
 SECRET = "wk_live_RECOGNISABLE_7f3a9c2e41"
 # Every secret field of the API reference, found by reading its names and descriptions (not

@@ -15,8 +15,13 @@ from typing import Any
 
 from sources.wallet.client import WalletError
 from sources.wallet.columns import Column, column_name
-from sources.wallet.sensitive import (PERSONAL_FIELDS, SECRET_FIELDS, Sensitivity, classify,
-                                      reference_fields)
+from sources.wallet.sensitive import (
+    PERSONAL_FIELDS,
+    SECRET_FIELDS,
+    Sensitivity,
+    classify,
+    reference_fields,
+)
 
 ACTIONS = ("keep", "drop", "hash")
 DROP, HASH = "drop", "hash"

@@ -53,7 +53,8 @@ def dictionary_text() -> str:
            "Pinned columns are listed; other fields of a record load with the type dlt infers",
            "(see the exported schema for those). Money and points are integer cents/points",
            "as the API carries them (`decimal(19,0)`), `*_decimal` twins are currency units",
-           "(`decimal(19,2)`).", ""]
+           "(`decimal(19,2)`). Columns marked **personal** follow `pii_policy`; the fields",
+           "a table lists as never loaded are secrets, dropped from every record.", ""]
     for entry in ENTRIES:
         item = entry.describe()
         out += [f"## {entry.name}", "",
@@ -83,11 +84,15 @@ def dictionary_text() -> str:
 
 
 def _sensitive_lines(entry: Entry) -> list[str]:
-    """The record's secret fields, which never load (sources/wallet/sensitive.py)."""
-    secrets = sorted(field for field in entry.record_fields if field in SECRET_FIELDS)
-    if not secrets:
-        return []
-    return ["- never loaded (secrets): " + ", ".join(f"`{field}`" for field in secrets)]
+    """The record's personal fields (pinned or not) and its secret fields, which never load
+    (sources/wallet/sensitive.py)."""
+    lines = []
+    for label, fields in (("personal (follow `pii_policy`)", PERSONAL_FIELDS),
+                          ("never loaded (secrets)", SECRET_FIELDS)):
+        found = sorted(field for field in entry.record_fields if field in fields)
+        if found:
+            lines.append(f"- {label}: " + ", ".join(f"`{field}`" for field in found))
+    return lines
 
 
 def resource_table_text() -> str:

@@ -113,6 +113,11 @@ def make_pipeline(destination: str = "duckdb", dataset_name: str | None = None,
     # (it was over half of extract time). An explicit setting in config or env still wins.
     if "DATA_WRITER__DISABLE_COMPRESSION" not in os.environ:
         dlt.config["data_writer.disable_compression"] = True
+    # A completed package's job files hold every row it loaded (personal data included) and
+    # no resume reads them: only unfinished packages are. dlt keeps the package's metadata
+    # (schema updates, state, metrics), which `dlt pipeline info` and the trace read.
+    if "LOAD__DELETE_COMPLETED_JOBS" not in os.environ:
+        dlt.config["load.delete_completed_jobs"] = True
     target: Any = destination
     if destination == "duckdb":
         path = duckdb_path or str(Path.cwd() / DEFAULT_DUCKDB_FILE)

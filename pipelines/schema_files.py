@@ -16,7 +16,9 @@ from dlt.common.schema import Schema
 from dlt.common.schema.utils import to_pretty_yaml
 
 from wallet_elt.sources.wallet import wallet_source
-from wallet_elt.sources.wallet.catalog import ENTRIES
+from wallet_elt.sources.wallet.catalog import ENTRIES, Entry
+from wallet_elt.sources.wallet.columns import column_name
+from wallet_elt.sources.wallet.sensitive import PERSONAL_FIELDS, SECRET_FIELDS
 
 # The repository these files live in (they are not installed, except a copy of the pinned
 # schema as package data): pipelines/ is one of its top-level folders.
@@ -52,7 +54,8 @@ def dictionary_text() -> str:
            "Pinned columns are listed; other fields of a record load with the type dlt infers",
            "(see the exported schema for those). Money and points are integer cents/points",
            "as the API carries them (`decimal(19,0)`), `*_decimal` twins are currency units",
-           "(`decimal(19,2)`).", ""]
+           "(`decimal(19,2)`). Columns marked **personal** follow `pii_policy`; the fields",
+           "a table lists as never loaded are secrets, dropped from every record.", ""]
     for entry in ENTRIES:
         item = entry.describe()
         out += [f"## {entry.name}", "",
@@ -63,7 +66,10 @@ def dictionary_text() -> str:
                 f"`{entry.write_disposition}`"
                 + (f"; parent: `{entry.parent}` (key column `{entry.parent_key}`)"
                    if entry.parent else ""),
+                *_sensitive_lines(entry),
                 "", "| column | type | description |", "|---|---|---|"]
+        personal = {column_name(field) for field in entry.record_fields
+                    if field in PERSONAL_FIELDS}
         for name, column in schema.get_table_columns(entry.name).items():
             if name.startswith("_dlt"):
                 continue
@@ -71,9 +77,23 @@ def dictionary_text() -> str:
             if data_type == "decimal":
                 data_type = f"decimal({column.get('precision')},{column.get('scale')})"
             description = (column.get("description") or "").replace("|", "/").replace("\n", " ")
+            if name in personal:
+                description = f"**personal** (follows `pii_policy`). {description}".rstrip()
             out.append(f"| `{name}` | {data_type} | {description} |")
         out.append("")
     return "\n".join(out)
+
+
+def _sensitive_lines(entry: Entry) -> list[str]:
+    """The record's personal fields (pinned or not) and its secret fields, which never load
+    (sources/wallet/sensitive.py)."""
+    lines = []
+    for label, fields in (("personal (follow `pii_policy`)", PERSONAL_FIELDS),
+                          ("never loaded (secrets)", SECRET_FIELDS)):
+        found = sorted(field for field in entry.record_fields if field in fields)
+        if found:
+            lines.append(f"- {label}: " + ", ".join(f"`{field}`" for field in found))
+    return lines
 
 
 def resource_table_text() -> str:

@@ -17,7 +17,7 @@ from dlt.sources import DltResource
 
 from wallet_elt.sources.wallet.batches import Batches, PageTables, quiet_hinted_json_notice
 from wallet_elt.sources.wallet.catalog import ENTRIES, Entry
-from wallet_elt.sources.wallet.columns import column_hints, column_name, timestamp_fields
+from wallet_elt.sources.wallet.columns import column_hints, timestamp_fields
 from wallet_elt.sources.wallet.fanout import ParentPass, fan_out
 from wallet_elt.sources.wallet.privacy import PrivacyPolicy
 from wallet_elt.sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
@@ -163,9 +163,7 @@ def _write_hints(entry: Entry) -> tuple[Any, list[str] | None, str | None]:
 def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
               privacy: PrivacyPolicy, arrow: bool,
               on_route_failure: OnRouteFailure) -> DltResource:
-    columns = {name: hint for name, hint in column_hints(entry).items()
-               if not any(privacy.drops(field) and column_name(field) == name
-                          for field in entry.record_fields)}
+    columns = privacy.columns(entry.record_fields, column_hints(entry))
 
     def rows() -> Iterator[Rows | pa.Table]:
         # Named explicitly: dlt may pull the pages from a worker thread.

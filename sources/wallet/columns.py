@@ -14,6 +14,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from wallet_elt.sources.wallet import spec
 from wallet_elt.sources.wallet.catalog import Entry, Measure, Strategy
+from wallet_elt.sources.wallet.sensitive import is_secret
 
 Column = dict[str, Any]
 
@@ -118,6 +119,8 @@ def column_hints(entry: Entry) -> dict[str, Column]:
     """Every column whose type the reference or the strategy settles, by column name."""
     columns: dict[str, Column] = {}
     for field, schema in entry.record_fields.items():
+        if is_secret(field):
+            continue  # never loaded (privacy.py drops it from every record)
         pinned = field_column(field, schema)
         if pinned is not None:
             columns[column_name(field)] = pinned

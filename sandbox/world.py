@@ -570,11 +570,15 @@ class World:
             for name in names:
                 entity = self.entities[name]
                 existing = entity.count
-                picks = rng.choice(existing, size=min(existing, update + archive), replace=False)
-                updated, archived = np.sort(picks[:update]), np.sort(picks[update:])
+                updated = np.sort(rng.choice(existing, size=min(existing, update),
+                                             replace=False))
+                # Only an active record can be archived: archiving one twice changes nothing.
+                active = np.setdiff1d(np.flatnonzero(entity.active[:existing]), updated)
+                archived = np.sort(rng.choice(active, size=min(len(active), archive),
+                                              replace=False))
                 entity.touch(updated, at, archive=False)
                 entity.touch(archived, at, archive=True)
-                touched.setdefault(name, set()).update(picks.tolist())
+                touched.setdefault(name, set()).update(updated.tolist(), archived.tolist())
                 events += [(name, "updated", updated),
                            (name, "created", entity.create(create, at))]
                 changed[name] = {"created": create, "updated": len(updated),

@@ -13,6 +13,7 @@ import numpy as np
 import orjson
 
 from wallet_elt.sandbox.server import Sandbox
+from wallet_elt.sources.wallet.catalog import ENTRIES
 from wallet_elt.sources.wallet.columns import column_name
 from tests.conftest import query
 from tests.truth import RECORD_STRATEGIES
@@ -40,9 +41,11 @@ def _leaves(value: Any, key: str) -> Iterator[tuple[str, str]]:
 def world_values(box: Sandbox) -> dict[str, set[str]]:
     """Every value the sandbox's record routes serve, by the field it sits under, any depth."""
     values: dict[str, set[str]] = {}
-    for route in box.routes:
-        if route.entry is None or route.entry.strategy not in RECORD_STRATEGIES:
+    routes = {route.key: route for route in box.routes}
+    for entry in ENTRIES:
+        if entry.strategy not in RECORD_STRATEGIES:
             continue
+        route = routes[entry.route]
         entity = box.world.entities[route.entity]
         with box.world.lock:
             records = entity.records(np.arange(entity.count), route.record_schema)

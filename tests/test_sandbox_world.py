@@ -259,7 +259,7 @@ def test_dimension_analytics_sum_to_campaigns_created(shared_sandbox: Sandbox) -
 def test_a_million_records_are_cheap() -> None:
     code = (
         "import json, resource, time\n"
-        "from sandbox.world import World\n"
+        "from wallet_elt.sandbox.world import World\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "t = time.perf_counter()\n"
         "w = World(seed=1, scale=1_000_000)\n"

@@ -80,10 +80,13 @@ def baseline_config(base_url: str, api_key: str, start: str, end: str) -> dict[s
                  "data_selector": "results",
                  "paginator": page_number(),
              }},
-            {"name": "static_voucher_campaign_static_vouchers",
+            {"name": "static_voucher_campaign_static_voucher_pages",
              "endpoint": {
-                 "path": "v2/payment/staticVoucherCampaign/staticVouchers/{campaignID}",
-                 "params": {"campaignID": resolve("static_voucher_campaigns")},
+                 "path": "v2/payment/staticVoucherCampaign/staticVouchers/page/{campaignID}",
+                 "params": {"campaignID": resolve("static_voucher_campaigns"),
+                            "pagesize": PAGE_SIZE},
+                 "data_selector": "data",
+                 "paginator": page_number("pagenum"),
              }},
             {"name": "opt_in_list_subscriber_pages",
              "endpoint": {

@@ -27,7 +27,7 @@ BIG_TABLES = (
     "members",
     "phone_number_outbound_sms_pages",
     "ledger_transactions",
-    "static_voucher_campaign_static_vouchers",
+    "static_voucher_campaign_static_voucher_pages",
     "opt_in_list_subscriber_pages",
     "performance_ticket_pages",
     "phone_number_inbound_sms_pages",

@@ -156,8 +156,10 @@ def cmd_resources(args: argparse.Namespace) -> int:
         print(json.dumps(described, indent=2))
         return 0
     for item in described:
+        family = item["family"] or "-"
         print(f"{item['name']:<60} {item['route']:<75} {item['strategy']:<10} "
-              f"{item['cursor'] or '-':<10} {item['write_disposition']}")
+              f"{item['cursor'] or '-':<10} {item['write_disposition']:<8} "
+              f"{family}{' (canonical)' if item['canonical'] else ''}")
     return 0
 
 

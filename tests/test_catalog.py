@@ -8,9 +8,12 @@ from wallet_elt.sources.wallet import spec
 from wallet_elt.sources.wallet.catalog import (
     ENTRIES,
     EXCLUDED,
+    LINKS,
     LOADED_READ_KINDS,
     MAX_NAME,
+    REPEATS,
     Strategy,
+    canonical_tables,
     entries_by_name,
     singular,
 )
@@ -75,3 +78,37 @@ def test_singular_names_children() -> None:
     assert singular("static_voucher_campaigns") == "static_voucher_campaign"
     assert singular("openai_threads") == "openai_thread"
     assert singular("news_articles") == "news_article"
+
+
+def test_every_record_family_has_exactly_one_canonical_table() -> None:
+    families: dict[str, list[str]] = {}
+    for entry in ENTRIES:
+        if entry.family:
+            families.setdefault(entry.family, []).append(entry.name)
+    canonical = canonical_tables()
+    assert set(canonical) == set(families)
+    for family, tables in families.items():
+        assert [t for t in tables if entries_by_name()[t].canonical] == [canonical[family]], \
+            f"{family}: tables {tables}"
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+def test_a_table_beside_its_familys_canonical_one_says_what_it_adds(entry) -> None:
+    if entry.family is None:
+        assert not entry.adds and not entry.family_name, "only record tables have a family"
+    elif not entry.canonical:
+        assert len(entry.adds) > 20, f"{entry.name}: what does it add to {entry.family}?"
+
+
+def test_a_route_excluded_as_a_repeat_names_the_canonical_table_it_repeats() -> None:
+    canonical = set(canonical_tables().values())
+    for route, (table, why) in REPEATS.items():
+        assert table in canonical, f"{route}: {table} is not a canonical table"
+        assert route in EXCLUDED and table in EXCLUDED[route] and why
+
+
+def test_every_link_names_a_canonical_table_keyed_on_id() -> None:
+    canonical = set(canonical_tables().values())
+    for field_name, table in LINKS.items():
+        assert table in canonical, field_name
+        assert entries_by_name()[table].primary_key == ("id",), table

@@ -18,8 +18,12 @@ from wallet_elt.sources.wallet.client import WalletClient
 from wallet_elt.sources.wallet.paging import pages
 from tests.conftest import new_pipeline, query, source_args
 
-SEARCH = "member_search_results"  # paged in the body, with a `total` in its envelope
-SEARCH_ROUTE = "POST /v2/membership/member/search"
+# The member search pages in the body, with a `total` in its envelope (not loaded: it repeats
+# `members`, but it is the route whose total the members fixture makes known).
+SEARCH = spec.operation("POST /v2/membership/member/search")
+SEARCH_BODY = {"searchKey": "email", "searchValue": "", "isArchiveIncluded": True}
+# A loaded route paged in the query with a `total` in its envelope.
+SUBSCRIBERS = "opt_in_list_subscriber_pages"
 
 
 def _ids(box: Sandbox) -> list[str]:
@@ -50,12 +54,10 @@ def test_a_page_size_above_the_servers_cap_loads_the_whole_bare_list(
 def test_a_page_size_above_the_servers_cap_reaches_the_envelopes_total_in_aligned_pages(
         sandbox: Sandbox, capped: int) -> None:
     # Given a server capping pages at 30 and a route whose envelope states its total (100)
-    entry = entries_by_name()[SEARCH]
     client = WalletClient(sandbox.base_url, sandbox.api_key)
     # When its pages are read with a page size of 50
     try:
-        read = list(pages(client, entry.operation, entry.operation.path, {},
-                          dict(entry.params), 50))
+        read = list(pages(client, SEARCH, SEARCH.path, {}, dict(SEARCH_BODY), 50))
     finally:
         client.close()
     # Then the pages are the server's size and hold every record once, in the list's order
@@ -65,23 +67,32 @@ def test_a_page_size_above_the_servers_cap_reaches_the_envelopes_total_in_aligne
 
 def test_a_short_page_before_the_total_fails_the_route_naming_it_and_the_page_size(
         sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Given a server whose second page of the search answers 5 records fewer than asked
+    # Given a server whose second page of each list's subscribers answers 5 records fewer
+    # than asked
     listing = Responder.listing
+    route = entries_by_name()[SUBSCRIBERS].route
 
     def short_second_page(self: Responder) -> Any:
         body = listing(self)
-        if self.route.key == SEARCH_ROUTE and self.request.get("pageNum") == 2:
+        if self.op.key == route and str(self.request.get("pageNum")) == "2":
             body["results"] = body["results"][:-5]
         return body
 
     monkeypatch.setattr(Responder, "listing", short_second_page)
-    # When it is loaded with pages of 20 (100 records: 5 full pages expected)
+    # When they are loaded with pages of 10 (a list of 6 has more than 15 subscribers)
+    assert max(_subscribers_per_list(sandbox)) > 15
     with pytest.raises(PartialLoad) as failure:
-        run(new_pipeline(tmp_path), **source_args(sandbox, resources=[SEARCH], page_size=20))
+        run(new_pipeline(tmp_path), **source_args(sandbox, resources=[SUBSCRIBERS], page_size=10))
     # Then the resource fails, saying where and with which page size, rather than ending there
-    message = failure.value.summary.failures[SEARCH]
-    assert SEARCH_ROUTE in message
-    assert "page 2" in message and "page_size = 20" in message
+    message = failure.value.summary.failures[SUBSCRIBERS]
+    assert route in message
+    assert "page 2" in message and "page_size = 10" in message
+
+
+def _subscribers_per_list(box: Sandbox) -> list[int]:
+    subscribers = box.world.entities["subscribers"]
+    lists = [record["optInListID"] for record in subscribers.records(subscribers.select())]
+    return [lists.count(name) for name in set(lists)]
 
 
 @pytest.mark.parametrize("size", [0, -5])

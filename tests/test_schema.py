@@ -10,7 +10,7 @@ from wallet_elt.pipelines import schema_files
 from wallet_elt.pipelines.pipeline import run
 from wallet_elt.sandbox.faults import Fault, FaultKind
 from wallet_elt.sandbox.server import Sandbox
-from wallet_elt.sources.wallet.catalog import ENTRIES
+from wallet_elt.sources.wallet.catalog import ENTRIES, canonical_tables, entries_by_name
 from wallet_elt.sources.wallet.columns import column_hints, is_money
 from tests.conftest import new_pipeline, query, source_args
 
@@ -18,6 +18,27 @@ from tests.conftest import new_pipeline, query, source_args
 def test_generated_files_match_the_catalog() -> None:
     stale = schema_files.stale_files()
     assert not stale, f"regenerate with `wallet-elt schema --write`: {stale}"
+
+
+def test_the_diagram_draws_every_reference_between_canonical_tables() -> None:
+    erd = schema_files.erd_text()
+    canonical = set(canonical_tables().values())
+    for entry in ENTRIES:
+        for column, target in entry.foreign_keys.items():
+            parent = target.split(".")[0]
+            if entry.name in canonical and parent in canonical:
+                assert f'{parent} ||--o{{ {entry.name} : "{column}"' in erd
+                assert f"{column} FK" in erd
+
+
+def test_the_dictionary_describes_columns_from_the_reference() -> None:
+    text = schema_files.dictionary_text()
+    members = text[text.index("## members\n"):text.index("## member_counts\n")]
+    assert "**canonical** table of `members`" in members
+    assert "| `membership_tier_id` | " in members and "→ `membership_tiers.id`" in members
+    described = schema_files.reference_descriptions(entries_by_name()["membership_tiers"])
+    assert described["tier_name"] == "The tier name as defined by the merchant"
+    assert "| `tier_name` | inferred |  | The tier name as defined by the merchant |" in text
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)

@@ -13,9 +13,8 @@ import numpy as np
 
 from wallet_elt.sandbox.server import Sandbox
 from wallet_elt.sources.wallet import spec
-from wallet_elt.sources.wallet.catalog import Entry, Strategy, entries_by_name
-
-RECORD_STRATEGIES = (Strategy.CURSOR, Strategy.SNAPSHOT, Strategy.WINDOW, Strategy.FILTERED)
+from wallet_elt.sources.wallet.catalog import RECORD_STRATEGIES as RECORD_STRATEGIES
+from wallet_elt.sources.wallet.catalog import Entry, entries_by_name
 
 
 def _hides_archived(entry: Entry) -> bool:

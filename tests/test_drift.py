@@ -10,7 +10,7 @@ import dlt
 import pytest
 
 from wallet_elt.pipelines.errors import explain
-from wallet_elt.pipelines.pipeline import run
+from wallet_elt.pipelines.pipeline import PartialLoad, run
 from wallet_elt.sandbox.faults import Fault, FaultKind
 from wallet_elt.sandbox.server import Sandbox
 from tests.conftest import new_pipeline, query, source_args
@@ -140,3 +140,28 @@ def test_windowed_rows_whose_money_could_not_be_typed_are_reread_beyond_the_look
     assert "untyped_windows" not in state["parents"]["_"]
     assert run(pipeline, **args).rows.get("ledger_transactions", 0) < healed.rows[
         "ledger_transactions"]
+
+
+def test_a_run_that_fails_part_way_forgets_only_the_untyped_windows_it_read(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    # Given a first load of the ledger with every check amount sent as text
+    pipeline = new_pipeline(tmp_path)
+    args = source_args(sandbox, resources=["ledger_transactions"], max_attempts=1)
+    sandbox.faults.replace([Fault(FaultKind.TYPE_CHANGE, route=LEDGER_ROUTE)])
+    run(pipeline, **args)
+
+    def remembered() -> list[list[str]]:
+        state = pipeline.state["sources"]["wallet"]["resources"]["ledger_transactions"]
+        return list(state["parents"]["_"].get("untyped_windows", []))
+
+    drifted = remembered()
+    # When the drift has ended but the route fails after answering 5 windows
+    sandbox.faults.replace([Fault(FaultKind.ERROR_503, route=LEDGER_ROUTE, after=5)])
+    with pytest.raises(PartialLoad):
+        run(pipeline, **args)
+    # Then the windows it read are forgotten, those it did not are still remembered
+    assert remembered() == drifted[5:]
+    # and the next healthy run repairs every row
+    sandbox.faults.replace([])
+    run(pipeline, **args)
+    assert _check_amounts(pipeline) == _world_check_amounts(sandbox) and remembered() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,11 +193,22 @@ def _finish_pending(pipeline: dlt.Pipeline) -> tuple[list[str], list[str]]:
     extract that follows then loads everything again."""
     if not pipeline.has_pending_data:
         return [], []
+    _drop_committed_extracts(pipeline)
     pending = sorted({*pipeline.list_extracted_load_packages(),
                       *pipeline.list_normalized_load_packages()})
     finished = pipeline.run()  # normalizes and loads what is pending, extracts nothing
     loaded = list(finished.loads_ids) if finished else []
     return loaded, [load_id for load_id in pending if load_id not in loaded]
+
+
+def _drop_committed_extracts(pipeline: dlt.Pipeline) -> None:
+    """dlt's normalize moves a package to the load folder, then deletes its extracted copy: a
+    kill between the two leaves the package in both, and normalizing the copy again fails on
+    every later run (the load folder already has it). The moved package holds everything the
+    copy did, so the copy goes, as normalize would have deleted it."""
+    moved = {*pipeline.list_normalized_load_packages(), *pipeline.list_completed_load_packages()}
+    for load_id in set(pipeline.list_extracted_load_packages()) & moved:
+        shutil.rmtree(Path(pipeline.working_dir) / "normalize" / "extracted" / load_id)
 
 
 def arrow_with_dlt_ids() -> None:

@@ -38,7 +38,7 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 from wallet_elt.pipelines.pipeline import PartialLoad, RunSummary, make_pipeline, run
 from wallet_elt.sandbox.faults import Fault, FaultKind, FaultPlan
 from wallet_elt.sandbox.server import Sandbox
-from wallet_elt.sandbox.world import World, iso
+from wallet_elt.sandbox.world import World, iso, iso_many
 from wallet_elt.sources.wallet.catalog import Strategy, entries_by_name
 from tests.truth import FAULT_SUBSET, record_ids, routes_of
 
@@ -101,16 +101,14 @@ def _stamp(value: Any) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def compare(box: Sandbox, pipeline: Any,
-            resources: list[str] = RESOURCES) -> tuple[list[str], int]:
-    """(mismatches, stale rows of window tables) of the warehouse against the sandbox.
+KINDS = ("missing", "duplicated", "extra", "stale")
 
-    Mismatches: an id missing, extra or duplicated in any table; for client-cursor tables also
-    a row whose updatedAt is not the sandbox's. Window tables only follow createdAt windows,
-    so an update to a record older than the lookback is not expected to arrive: counted apart.
-    """
-    problems: list[str] = []
-    stale_window = 0
+
+def differences(box: Sandbox, pipeline: Any,
+                resources: list[str] = RESOURCES) -> dict[str, dict[str, int]]:
+    """Per table, the rows that differ from the sandbox's truth: ids missing, ids held more
+    than once, ids not in the sandbox, and rows whose updatedAt is not the sandbox's."""
+    found: dict[str, dict[str, int]] = {}
     world = box.world
     schema_tables = set(pipeline.default_schema.data_table_names())
     with pipeline.sql_client() as client:
@@ -122,23 +120,46 @@ def compare(box: Sandbox, pipeline: Any,
                 rows = list(client.execute_sql(
                     f"SELECT id, updated_at FROM {pipeline.dataset_name}.{name}") or [])
             ids = {row[0] for row in rows}
-            if len(rows) != len(ids):
-                problems.append(f"{name}: {len(rows) - len(ids)} duplicated ids")
-            if missing := expected - ids:
-                problems.append(f"{name}: {len(missing)} missing (e.g. {min(missing)})")
-            if extra := ids - expected:
-                problems.append(f"{name}: {len(extra)} not in the sandbox")
             entity = world.entities[next(r for r in box.routes if r.key == entry.route).entity]
-            stale = 0
-            for record_id, updated in rows:
-                index = world.find(entity.name, record_id)
-                if index is not None and _stamp(updated) != iso(entity.updated[index]):
-                    stale += 1
-            if entry.strategy is Strategy.WINDOW:
-                stale_window += stale
-            elif stale:
-                problems.append(f"{name}: {stale} rows with an old updatedAt")
+            held = [(index, updated) for record_id, updated in rows
+                    if (index := world.find(entity.name, record_id)) is not None]
+            # Stamped as the API serves them (whole milliseconds, truncated).
+            served = iso_many(entity.updated[[index for index, _ in held]])
+            stale = sum(_stamp(updated) != truth
+                        for (_, updated), truth in zip(held, served, strict=True))
+            found[name] = {"missing": len(expected - ids), "duplicated": len(rows) - len(ids),
+                           "extra": len(ids - expected), "stale": stale}
+    return found
+
+
+def compare(box: Sandbox, pipeline: Any,
+            resources: list[str] = RESOURCES) -> tuple[list[str], int]:
+    """(mismatches, stale rows of window tables) of the warehouse against the sandbox.
+
+    Mismatches: an id missing, extra or duplicated in any table; for client-cursor tables also
+    a row whose updatedAt is not the sandbox's. Window tables only follow createdAt windows,
+    so an update to a record older than the lookback is not expected to arrive: counted apart.
+    """
+    problems: list[str] = []
+    stale_window = 0
+    for name, counts in differences(box, pipeline, resources).items():
+        window = ENTRIES[name].strategy is Strategy.WINDOW
+        if window:
+            stale_window += counts["stale"]
+        problems += [f"{name}: {counts[kind]} {kind}" for kind in KINDS
+                     if counts[kind] and not (window and kind == "stale")]
     return problems, stale_window
+
+
+def tally(found: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Rows per kind of difference over all tables; stale rows of window tables (which only
+    follow createdAt windows) apart, as `stale_window`."""
+    totals = dict.fromkeys([*KINDS, "stale_window"], 0)
+    for name, counts in found.items():
+        for kind, count in counts.items():
+            window = kind == "stale" and ENTRIES[name].strategy is Strategy.WINDOW
+            totals["stale_window" if window else kind] += count
+    return totals
 
 
 # --convergence: issue 11 item 4's mix, the same in every run, against default settings.
@@ -240,9 +261,23 @@ def main(argv: list[str] | None = None) -> int:
                              f"{MAX_RUNS_TO_CONVERGE} runs")
     parser.add_argument("--rate-limit", type=float, default=30.0,
                         help="server requests/s for --convergence (default 30)")
+    parser.add_argument("--churn", action="store_true",
+                        help="instead: records change while every run pages its lists; the "
+                             "quiet run after each must load every change (issue 11 item 2)")
+    parser.add_argument("--kills", action="store_true",
+                        help="instead: runs SIGKILLed during their load step at varied "
+                             "points; each rerun must leave no row missing or twice "
+                             "(issue 11 item 3)")
     args = parser.parse_args(argv)
     if args.convergence:
         return soak_convergence(args)
+    # Imported here: those modules build on this one's helpers.
+    if args.churn:
+        from scripts.soak_churn import soak_churn
+        return soak_churn(args)
+    if args.kills:
+        from scripts.soak_kills import soak_kills
+        return soak_kills(args)
 
     started = time.monotonic()
     deadline = started + args.minutes * 60

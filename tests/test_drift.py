@@ -10,7 +10,7 @@ import dlt
 import pytest
 
 from wallet_elt.pipelines.errors import explain
-from wallet_elt.pipelines.pipeline import run
+from wallet_elt.pipelines.pipeline import PartialLoad, run
 from wallet_elt.sandbox.faults import Fault, FaultKind
 from wallet_elt.sandbox.server import Sandbox
 from tests.conftest import new_pipeline, query, source_args
@@ -99,3 +99,69 @@ def test_a_frozen_contract_failure_names_the_table_and_the_column(
     assert explained is not None
     message = explained[1]
     assert "table members" in message and f"column {column}" in message
+
+
+LEDGER_ROUTE = "GET /v2/pos/ledger/transactions/all"
+
+
+def _check_amounts(pipeline: dlt.Pipeline) -> dict[str, int | None]:
+    rows = query(pipeline, f"SELECT id, check_amount FROM "
+                           f"{pipeline.dataset_name}.ledger_transactions")
+    return {key: None if value is None else int(value) for key, value in rows}
+
+
+def _world_check_amounts(box: Sandbox) -> dict[str, int]:
+    entries = box.world.entities["ledger_entries"]
+    return {r["id"]: r["checkAmount"] for r in entries.records(entries.select())}
+
+
+def test_windowed_rows_whose_money_could_not_be_typed_are_reread_beyond_the_lookback(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    # Given a first load of the ledger (two years of windows) while the API sends every
+    # entry's check amount as text: the column is NULL on every row
+    pipeline = new_pipeline(tmp_path)
+    args = source_args(sandbox, resources=["ledger_transactions"])
+    sandbox.faults.replace([Fault(FaultKind.TYPE_CHANGE, route=LEDGER_ROUTE)])
+    drifted = run(pipeline, **args)
+    assert any(line.startswith("ledger_transactions.check_amount__v_text")
+               for line in drifted.drift)
+    assert set(_check_amounts(pipeline).values()) == {None}
+    # When the API sends numbers again and the pipeline runs
+    sandbox.faults.replace([])
+    healed = run(pipeline, **args)
+    # Then every row is typed, those older than the lookback too, and none is left as text
+    assert _check_amounts(pipeline) == _world_check_amounts(sandbox)
+    assert healed.drift == []
+    variants = query(pipeline, f"SELECT count(check_amount__v_text) FROM "
+                               f"{pipeline.dataset_name}.ledger_transactions")
+    assert variants == [(0,)]
+    # and the next run reads only its lookback again: no window is remembered as untyped
+    state = pipeline.state["sources"]["wallet"]["resources"]["ledger_transactions"]
+    assert "untyped_windows" not in state["parents"]["_"]
+    assert run(pipeline, **args).rows.get("ledger_transactions", 0) < healed.rows[
+        "ledger_transactions"]
+
+
+def test_a_run_that_fails_part_way_forgets_only_the_untyped_windows_it_read(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    # Given a first load of the ledger with every check amount sent as text
+    pipeline = new_pipeline(tmp_path)
+    args = source_args(sandbox, resources=["ledger_transactions"], max_attempts=1)
+    sandbox.faults.replace([Fault(FaultKind.TYPE_CHANGE, route=LEDGER_ROUTE)])
+    run(pipeline, **args)
+
+    def remembered() -> list[list[str]]:
+        state = pipeline.state["sources"]["wallet"]["resources"]["ledger_transactions"]
+        return list(state["parents"]["_"].get("untyped_windows", []))
+
+    drifted = remembered()
+    # When the drift has ended but the route fails after answering 5 windows
+    sandbox.faults.replace([Fault(FaultKind.ERROR_503, route=LEDGER_ROUTE, after=5)])
+    with pytest.raises(PartialLoad):
+        run(pipeline, **args)
+    # Then the windows it read are forgotten, those it did not are still remembered
+    assert remembered() == drifted[5:]
+    # and the next healthy run repairs every row
+    sandbox.faults.replace([])
+    run(pipeline, **args)
+    assert _check_amounts(pipeline) == _world_check_amounts(sandbox) and remembered() == []

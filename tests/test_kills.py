@@ -125,6 +125,28 @@ def test_rerun_after_kill_loses_nothing_and_loads_nothing_twice(
     _assert_equals_truth(sandbox, tmp_path)
 
 
+def test_a_kill_between_normalize_committing_and_clearing_its_package_does_not_stick(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    # Given a loaded dataset, then records changed and a run killed after normalize moved
+    # its package on, before it deleted the extracted copy (the package is in both places)
+    assert _cli_run(sandbox, tmp_path).wait(timeout=300) == 0
+    sandbox.world.advance(minutes=5, create=3, update=5, entities=["members"])
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.kill_switch", "normalize.commit", "run", "--resources",
+         ",".join(RESOURCES), "--pipelines-dir", str(tmp_path / "pipelines")],
+        cwd=tmp_path, env=_cli_env(sandbox), capture_output=True, text=True, timeout=300,
+        check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert _files(tmp_path, "normalize/extracted") and _files(tmp_path, "load/normalized")
+    # When the operator runs again
+    rerun = _cli_run(sandbox, tmp_path, stdout=subprocess.PIPE)
+    output, errors = rerun.communicate(timeout=300)
+    # Then it loads the package and its own run, and the warehouse equals the sandbox
+    assert rerun.returncode == 0, errors[-2000:]
+    assert re.search(r"^finished loading 1 package\(s\)", output, re.MULTILINE), output[-2000:]
+    _assert_equals_truth(sandbox, tmp_path)
+
+
 # Tables keyed by capture time (counts) or by dlt's row id (snapshots that replace their
 # table): one point per kind of job, parquet (the rows) and sql (the merge that follows).
 KEYLESS = ["member_counts", "static_voucher_campaign_loaded_voucher_counts", "invoices",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import pendulum
 from pendulum import DateTime
 
 from wallet_elt.sources.wallet import windows
-from wallet_elt.sources.wallet.batches import untyped
+from wallet_elt.sources.wallet.batches import Columns, untyped
 from wallet_elt.sources.wallet.catalog import Entry, Strategy, entries_by_name
 from wallet_elt.sources.wallet.client import RouteFailed, WalletClient
 from wallet_elt.sources.wallet.columns import LEFT_FILTER, column_hints
@@ -321,10 +321,56 @@ class Runner:
         self.state["keys"] = sorted(keys)
 
     def window(self) -> Iterator[Rows]:
-        for span in windows.steps(self._span(self.settings.lookback_days),
-                                  self.settings.window_step_days):
-            yield from self._fetch(_window_params(self.entry, span))
-            self._advance(span.end)
+        """Windows from the stored end minus the lookback to now, and before them every
+        earlier window that held a row with a value its pinned column cannot take (kept in a
+        variant column, the column NULL): such windows are remembered in `untyped_windows`
+        and read again every run until their rows fit, so a row that drifted is repaired
+        once the API sends it right, however far behind the lookback it is by then.
+
+        The state moves window by window (a failed run keeps what it completed): a
+        remembered window is forgotten once this run has read all of it, and a window read
+        now that holds an untyped row is remembered."""
+        span = self._span(self.settings.lookback_days)
+        pending = [] if self.settings.bounded else [
+            Span(windows.parse(start), windows.parse(end))
+            for start, end in self.state.get("untyped_windows", ())]
+        # Remembered windows that reach into the span are read as part of it, whole.
+        begin = span.start
+        for remembered in sorted(pending, key=lambda w: w.end, reverse=True):
+            if remembered.end <= begin:
+                break
+            begin = min(begin, remembered.start)
+        hints = column_hints(self.entry)
+        found: list[Span] = []
+        for remembered in [w for w in pending if w.end <= begin]:
+            if not (yield from self._window_pages(remembered, hints)):
+                found.append(remembered)
+            pending.remove(remembered)
+            self._remember_untyped([*pending, *found])
+        for step in windows.steps(Span(begin, span.end), self.settings.window_step_days):
+            if not (yield from self._window_pages(step, hints)):
+                found.append(step)
+            pending = [w for w in pending if w.end > step.end]  # read whole by now
+            self._advance(step.end)
+            self._remember_untyped([*pending, *found])
+
+    def _window_pages(self, span: Span, hints: Columns
+                      ) -> Generator[Rows, None, bool]:
+        """The window's pages; returns whether every row's values fit their columns."""
+        typed = True
+        for page in self._fetch(_window_params(self.entry, span)):
+            typed = typed and not untyped(page, hints)
+            yield page
+        return typed
+
+    def _remember_untyped(self, spans: list[Span]) -> None:
+        if self.settings.bounded:
+            return
+        if spans:
+            self.state["untyped_windows"] = [[windows.wire(w.start), windows.wire(w.end)]
+                                             for w in sorted(spans, key=lambda w: w.start)]
+        else:
+            self.state.pop("untyped_windows", None)
 
     def daily(self) -> Iterator[Rows]:
         """Windows of whole days in the route's timezone: rows merge on `date`, so a day split

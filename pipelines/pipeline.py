@@ -16,6 +16,7 @@ from dlt.common.pipeline import LoadInfo, TRefreshMode
 from dlt.common.runtime.collector import NULL_COLLECTOR
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from wallet_elt.pipelines.deletions import flag_deleted
 from wallet_elt.pipelines.lock import exclusive_run
 from wallet_elt.pipelines.progress import Progress
 from wallet_elt.sources.wallet import RunReport, wallet_source
@@ -170,6 +171,8 @@ def run(pipeline: dlt.Pipeline, refresh: TRefreshMode | None = None,
         # arg-type: dlt's `refresh` defaults to None, which its annotation leaves out.
         info = pipeline.run(source, refresh=refresh,  # type: ignore[arg-type]
                             loader_file_format=FILE_FORMATS.get(destination, "parquet"))
+        # Under the lock, from the state this load committed (see deletions.py).
+        flag_deleted(pipeline)
     summary = RunSummary(load_info=info, resumed=resumed, dropped=dropped)
     # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
     summary.rows = {table: n for table, n in report.rows.items() if n}

@@ -287,6 +287,8 @@ class Entity:
         self.updated = self.created + age * rng.random(n) * (rng.random(n) < 0.3)
         self.active = (np.arange(n) * 2654435761 + world.seed) % ARCHIVED_ONE_IN != 0
         self.revision = np.zeros(n, dtype=np.int32)
+        # Hard-deleted records (`advance(delete=...)`): no list or lookup answers them.
+        self.deleted = np.zeros(n, dtype=bool)
         # Record builders by schema name: the entity's own, plus any a route types its
         # records with (same arrays, so the same ids, times and flags), compiled on first use.
         self._builders: dict[str | None, Builder] = {}
@@ -485,7 +487,7 @@ class Entity:
             indices = indices[lo:hi]
         if not include_archived:
             indices = indices[self.active[indices]]
-        return indices
+        return indices[~self.deleted[indices]]
 
     def parent_index(self, field: str, indices: np.ndarray) -> np.ndarray:
         """Index of the record each of these records names in its link `field` (fixed for
@@ -509,6 +511,7 @@ class Entity:
         self.updated = np.concatenate([self.updated, np.full(n, at)])
         self.active = np.concatenate([self.active, np.ones(n, dtype=bool)])
         self.revision = np.concatenate([self.revision, np.zeros(n, dtype=np.int32)])
+        self.deleted = np.concatenate([self.deleted, np.zeros(n, dtype=bool)])
         return np.arange(first, self.count)
 
     def touch(self, indices: np.ndarray, at: float, archive: bool) -> None:
@@ -551,14 +554,18 @@ class World:
         target = self.entities[entity]
         if not decoded or decoded[0] != target.prefix or decoded[1] >= target.count:
             return None
-        return decoded[1]
+        return None if target.deleted[decoded[1]] else decoded[1]
 
     def advance(self, *, minutes: float = 60.0, create: int = 0, update: int = 0,
-                archive: int = 0, entities: list[str] | None = None) -> dict[str, Any]:
+                archive: int = 0, delete: int = 0, entities: list[str] | None = None
+                ) -> dict[str, Any]:
         """Move the clock and change records, then what those changes cause (`causes.RULES`):
         the same call on the same world changes the same records. The answer says what
         changed: counts per entity (`changed` as asked, `caused` by the rules) and the ids of
-        every existing record changed (`touched`); no other record changes."""
+        every existing record changed (`touched`); no other record changes. `delete` hard-
+        deletes that many records per entity (ids in `deleted`): lists and lookups stop
+        answering them, and nothing else changes (counts and analytics still include them,
+        their children stay)."""
         with self.lock:
             self.now += minutes * 60
             at = self.now - 1  # changes land a little before "now"
@@ -567,6 +574,7 @@ class World:
             changed: dict[str, dict[str, int]] = {}
             events: list[tuple[str, str, np.ndarray]] = []
             touched: dict[str, set[int]] = {}
+            deleted: dict[str, list[str]] = {}
             for name in names:
                 entity = self.entities[name]
                 existing = entity.count
@@ -583,10 +591,26 @@ class World:
                            (name, "created", entity.create(create, at))]
                 changed[name] = {"created": create, "updated": len(updated),
                                  "archived": len(archived)}
+                if delete:
+                    alive = np.flatnonzero(~entity.deleted)
+                    gone = np.sort(rng.choice(alive, size=min(len(alive), delete),
+                                              replace=False))
+                    entity.deleted[gone] = True
+                    deleted[name] = [entity.id_of(i) for i in gone.tolist()]
             caused = self._propagate(events, at, touched)
             return {"now": iso(self.now), "changed": changed, "caused": caused,
                     "touched": {name: [self.entities[name].id_of(i) for i in sorted(found)]
-                                for name, found in touched.items() if found}}
+                                for name, found in touched.items() if found},
+                    "deleted": deleted}
+
+    def restore(self, entity: str, ids: list[str]) -> None:
+        """Hard-deleted records answered again, as they were (a deletion undone upstream)."""
+        with self.lock:
+            target = self.entities[entity]
+            for record_id in ids:
+                decoded = decode_id(record_id)
+                assert decoded and decoded[0] == target.prefix, record_id
+                target.deleted[decoded[1]] = False
 
     def _propagate(self, events: list[tuple[str, str, np.ndarray]], at: float,
                    touched: dict[str, set[int]]) -> dict[str, dict[str, int]]:

@@ -19,6 +19,7 @@ from wallet_elt.sources.wallet.batches import Batches, PageTables, quiet_hinted_
 from wallet_elt.sources.wallet.catalog import ENTRIES, Entry
 from wallet_elt.sources.wallet.columns import column_hints, timestamp_fields
 from wallet_elt.sources.wallet.fanout import ParentPass, fan_out
+from wallet_elt.sources.wallet import history as history_mode
 from wallet_elt.sources.wallet.privacy import PrivacyPolicy
 from wallet_elt.sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
 from wallet_elt.sources.wallet.report import (
@@ -83,8 +84,8 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -
 
 
 def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: PrivacyPolicy,
-           tables: PageTables | None, on_route_failure: OnRouteFailure
-           ) -> Iterator[Rows | pa.Table]:
+           tables: PageTables | None, on_route_failure: OnRouteFailure,
+           versioned: bool = False) -> Iterator[Rows | pa.Table]:
     """The resource's pages, parents fetched concurrently under the shared budget. A route
     that keeps failing fails the run (`raise`: dlt commits no package, so no table and no
     cursor moves) or ends this resource only (`skip`): what it yielded is whole pages, and its
@@ -104,8 +105,9 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
 
         def produce(parent: str | None) -> Iterator[Rows]:
             for page in Runner(ctx, entry, slices[parent], parent).run():
+                loaded = privacy.apply(_decorate(entry, page, parent, ctx.now))
                 yield ctx.counted(entry.name,
-                                  privacy.apply(_decorate(entry, page, parent, ctx.now)))
+                                  history_mode.stamp(loaded) if versioned else loaded)
 
         pending: Sequence[str | None] = parents
         done = None
@@ -162,8 +164,10 @@ def _write_hints(entry: Entry) -> tuple[Any, list[str] | None, str | None]:
 
 def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
               privacy: PrivacyPolicy, arrow: bool,
-              on_route_failure: OnRouteFailure) -> DltResource:
+              on_route_failure: OnRouteFailure, versioned: bool = False) -> DltResource:
     columns = privacy.columns(entry.record_fields, column_hints(entry))
+    if versioned:
+        columns = history_mode.columns(columns)
 
     def rows() -> Iterator[Rows | pa.Table]:
         # Named explicitly: dlt may pull the pages from a worker thread.
@@ -176,11 +180,12 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
                 frozenset({entry.parent_key} if entry.parent_key else ()))
         ctx.started()
         try:
-            yield from _pages(ctx, entry, state, privacy, tables, on_route_failure)
+            yield from _pages(ctx, entry, state, privacy, tables, on_route_failure, versioned)
         finally:
             ctx.ended(entry.name)
 
-    disposition, primary_key, merge_key = _write_hints(entry)
+    disposition, primary_key, merge_key = (
+        history_mode.write_hints(entry, ctx.now) if versioned else _write_hints(entry))
     # call-overload: dlt's primary_key defaults to None, which its annotation leaves out.
     return dlt.resource(  # type: ignore[call-overload]
         rows,
@@ -232,6 +237,7 @@ def wallet_source(
     pii_salt: TSecretStrValue | None = None,
     arrow: bool = True,
     on_route_failure: OnRouteFailure = "raise",
+    history: Sequence[str] | None = None,
     report: RunReport | None = None,
 ) -> list[DltResource]:
     """Every Wallet API read route as a resource. `backfill_start`/`backfill_end` make a
@@ -244,6 +250,9 @@ def wallet_source(
     chain names the resource, route and cause) and nothing of it loads; "skip" loads every
     other resource and reports each failed one with a WARNING log line and, in the extract
     step of dlt's trace, the resource's custom metric `wallet_failure` (route, cause).
+
+    `history`: resources (or ["*"] for every eligible one) that keep every version of their
+    records (history.py: dlt's scd2 with `_wallet_valid_from`/`_wallet_valid_to`).
 
     `report`: a RunReport the caller owns, filled while dlt extracts (rows, requests,
     retries, failed resources)."""
@@ -279,5 +288,8 @@ def wallet_source(
                     "add_dlt_load_id = true and add_dlt_id = true for Arrow pages")
     if arrow:
         quiet_hinted_json_notice()
-    return [_resource(ctx, entry, contract, privacy, arrow, on_route_failure)
-            for entry in select_entries(resources, exclude_resources)]
+    entries = select_entries(resources, exclude_resources)
+    versioned = history_mode.chosen(history)
+    return [_resource(ctx, entry, contract, privacy, arrow, on_route_failure,
+                      entry.name in versioned)
+            for entry in entries]

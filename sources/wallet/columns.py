@@ -58,7 +58,21 @@ FILTERED: dict[str, Column] = {
                                  "route's filter (never on a loaded row)"},
 }
 
+# Lists read whole every run: a record they stop answering was hard-deleted upstream.
+DELETED_AT = "_wallet_deleted_at"
+DELETED: dict[str, Column] = {
+    DELETED_AT: {**TIMESTAMP,
+                 "description": "Start of the first run whose complete read of the list no "
+                                "longer had the record (deleted upstream); NULL while it is"},
+}
+
 _naming = NamingConvention()
+
+
+def flags_deletions(entry: Entry) -> bool:
+    """Whether the entry's rows get `_wallet_deleted_at`: lists read whole every run whose
+    records have a single-column key (see Runner._present)."""
+    return entry.strategy in (Strategy.CURSOR, Strategy.SNAPSHOT) and len(entry.primary_key) == 1
 
 
 def column_name(field: str) -> str:
@@ -141,6 +155,8 @@ def column_hints(entry: Entry) -> dict[str, Column]:
         columns.update(CAPTURED)
     if entry.strategy is Strategy.FILTERED:
         columns.update(FILTERED)
+    if flags_deletions(entry):
+        columns.update(DELETED)
     _layout(entry, columns)
     return columns
 

@@ -21,7 +21,7 @@ from wallet_elt.sources.wallet import windows
 from wallet_elt.sources.wallet.batches import Columns, untyped
 from wallet_elt.sources.wallet.catalog import Entry, Strategy, entries_by_name
 from wallet_elt.sources.wallet.client import RouteFailed, WalletClient
-from wallet_elt.sources.wallet.columns import LEFT_FILTER, column_hints
+from wallet_elt.sources.wallet.columns import LEFT_FILTER, column_hints, flags_deletions
 from wallet_elt.sources.wallet.paging import pages
 from wallet_elt.sources.wallet.report import RunReport
 from wallet_elt.sources.wallet.windows import Span
@@ -237,7 +237,34 @@ class Runner:
             self.state["window_end"] = windows.wire(end)
 
     def snapshot(self) -> Iterator[Rows]:
-        yield from self._fetch()
+        key = self.entry.primary_key[0] if flags_deletions(self.entry) else None
+        keys: set[str] = set()
+        for page in self._fetch():
+            if key:
+                keys.update(str(row.get(key)) for row in page)
+            yield page
+        if key:
+            self._present(keys)
+
+    def _present(self, keys: set[str]) -> None:
+        """After a complete read of the whole list: the keys it answered become the state's
+        `keys`, and a key of the last complete read that is not among them is hard-deleted
+        upstream: `deleted` maps it to this run's start (pipelines/deletions.py flags its row
+        after the load) until a read answers it again. A failed read never gets here, and a
+        bounded backfill changes nothing: neither flags anything."""
+        if self.settings.bounded:
+            return
+        deleted = {key: at for key, at in self.state.get("deleted", {}).items()
+                   if key not in keys}
+        if "keys" in self.state:
+            now = windows.wire(self.ctx.now)
+            for key in set(self.state["keys"]) - keys:
+                deleted.setdefault(key, now)
+        self.state["keys"] = sorted(keys)
+        if deleted:
+            self.state["deleted"] = dict(sorted(deleted.items()))
+        else:
+            self.state.pop("deleted", None)
 
     def cursor(self) -> Iterator[Rows]:
         """Rows changed since the last run: every row at or past the stored cursor, except
@@ -265,21 +292,25 @@ class Runner:
         seen: dict[str, Any] = self.state.get("seen") or {
             key: stored for key in self.state.get("boundary_ids", ())}
         loaded = {key: _instant(value) for key, value in seen.items()}
-        retry = set(self.state.get("untyped", ()))
+        # Loaded again whatever their cursor: untyped rows, and records seen hard-deleted
+        # (their row is flagged; loading it clears the flag).
+        retry = set(self.state.get("untyped", ())) | set(self.state.get("deleted", ()))
         hints = column_hints(self.entry)
         still_untyped: set[str] = set()
         began: list[float | None] = []
         values: dict[str, tuple[float, str]] = {}  # every row's, for the next `seen`
+        present: set[str] = set()
         newest: float | None = None
         for page in self._fetch(on_time=began.append):
             kept = []
             for row in page:
                 raw = row.get(field_name)
                 value = _instant(raw) if raw is not None else None
+                key = str(row.get("id"))
+                present.add(key)
                 if value is None:
                     kept.append(row)  # no cursor value: always loaded, merge dedupes
                     continue
-                key = str(row.get("id"))
                 if floor is None or key in retry or (
                         value >= floor and loaded.get(key) != value):
                     kept.append(row)
@@ -293,6 +324,8 @@ class Runner:
             self.state["untyped"] = sorted(still_untyped)
         else:
             self.state.pop("untyped", None)
+        if flags_deletions(self.entry):
+            self._present(present)
         if newest is None:
             return
         server_now = began[0] if began and began[0] is not None else time.time()

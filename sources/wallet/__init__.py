@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -115,6 +116,8 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
                       lambda count: ctx.counted_arrow(entry.name, count))
     replaces = entry.write_disposition == "replace"
     held: list[Rows | pa.Table] = []
+    # Set by the first page: from then on a 404 is a failure, and no page may be dropped.
+    answered = threading.Event()
     try:
         parents = ctx.parent_keys(entry) if entry.parent else [None]
         slices = {parent: state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
@@ -122,6 +125,7 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
 
         def produce(parent: str | None) -> Iterator[Rows]:
             for page in Runner(ctx, entry, slices[parent], parent).run():
+                answered.set()
                 yield ctx.counted(entry.name,
                                   privacy.apply(_decorate(entry, page, parent, ctx.now)))
 
@@ -137,10 +141,10 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
                     held.append(item)
                 else:
                     yield item
-    except RouteNotServed as err:
-        _report_not_served(ctx, entry, err)
-        return
     except RouteFailed as err:
+        if isinstance(err, RouteNotServed) and not answered.is_set():
+            _report_not_served(ctx, entry, err)
+            return
         failure = ResourceFailed(entry.name, err)
         if on_route_failure == "raise":
             raise failure from err

@@ -1,5 +1,6 @@
-"""`wallet-elt`: run, demo, resources, schema, sandbox. Exit codes: 0 loaded, 1 the run failed
-(in part or whole; rerun), 2 a setting is wrong (one line says which; see pipelines/errors.py)."""
+"""`wallet-elt`: run, check, demo, resources, schema, sandbox. Exit codes: 0 loaded (routes
+the API no longer serves aside), 1 the run failed (in part or whole; rerun), 2 a setting is
+wrong (one line says which; see pipelines/errors.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ import duckdb
 from dlt.common.pipeline import TRefreshMode
 
 from wallet_elt.pipelines.errors import MISCONFIGURED, RUN_FAILED, ConfigError, explain, redact
+from wallet_elt.pipelines.check import SLOW_SECONDS
 from wallet_elt.pipelines.pipeline import (
     DEFAULT_DUCKDB_FILE,
     PartialLoad,
     RunSummary,
+    adopt_friendly_key,
     make_pipeline,
     run,
 )
@@ -34,7 +37,14 @@ from wallet_elt.pipelines.run_settings import (
     check_span,
     pipeline_name,
 )
+from wallet_elt.sources.wallet import select_entries
 from wallet_elt.sources.wallet.catalog import ENTRIES
+from wallet_elt.sources.wallet.client import (
+    DEFAULT_BASE_URL,
+    RequestBudget,
+    RetryPolicy,
+    WalletClient,
+)
 
 DEMO_QUERY = """SELECT date_trunc('month', created_at) AS month, count(*) AS members
 FROM wallet_data.members GROUP BY 1 ORDER BY 1 DESC LIMIT 6;"""
@@ -118,6 +128,42 @@ def _partial(err: PartialLoad) -> int:
     return RUN_FAILED
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when the key works (whatever the routes say), 2 when it does not."""
+    from wallet_elt.pipelines.check import Prober, table, tally
+
+    check_resources(_csv(args.resources))
+    adopt_friendly_key()
+    config = dlt.config
+    client = WalletClient(
+        args.base_url or config.get("sources.wallet.base_url", str) or DEFAULT_BASE_URL,
+        dlt.secrets.get("sources.wallet.api_key", str) or "",
+        timeout=config.get("sources.wallet.request_timeout", float) or 60.0,
+        budget=RequestBudget(config.get("sources.wallet.requests_per_second", float) or 0.0,
+                             args.workers),
+        retry=RetryPolicy(max_attempts=config.get("sources.wallet.max_attempts", int) or 6))
+    try:
+        prober = Prober(client, timezone=config.get("sources.wallet.timezone", str) or "UTC",
+                        locale=config.get("sources.wallet.locale", str) or "en-US",
+                        slow_seconds=args.slow_seconds)
+        prober.key_works()
+        probes = prober.probe_all(select_entries(_csv(args.resources)), args.workers)
+    finally:
+        client.close()
+    counts = tally(probes)
+    if args.json:
+        print(json.dumps({"base_url": client.base_url, "key": "works",
+                          "requests": client.requests_made, "verdicts": counts,
+                          "routes": [probe.as_dict() for probe in probes]}, indent=2))
+        return 0
+    for line in table(probes):
+        print(line)
+    print(f"the key works at {client.base_url}; {len(probes)} routes: "
+          f"{', '.join(f'{n} {verdict}' for verdict, n in sorted(counts.items()))}; "
+          f"{client.requests_made} requests")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if _sandbox_extra_missing("demo"):
         return 2
@@ -190,7 +236,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     world = World(seed=args.seed, scale=args.scale, history_days=args.history_days)
     plan = FaultPlan(args.seed, [Fault.parse(text) for text in args.faults or []],
-                     rate_limit=args.rate_limit, latency_ms=args.latency_ms)
+                     rate_limit=args.rate_limit, latency_ms=args.latency_ms,
+                     removed=args.removed or [], removed_status=args.removed_status)
     sandbox = Sandbox(world, api_key=args.api_key or DEFAULT_API_KEY, faults=plan)
     try:
         sandbox.start(args.port)
@@ -232,6 +279,16 @@ def parser() -> argparse.ArgumentParser:
                             "them from scratch (waits for no one: refuses while a run is on)")
     run_p.set_defaults(func=cmd_run)
 
+    chk = commands.add_parser("check", help="does the key work, and which routes does the "
+                              "account serve (one cheap request per route)")
+    chk.add_argument("--base-url", help="API base URL (default from config)")
+    chk.add_argument("--resources", help="comma-separated resource names (default: all)")
+    chk.add_argument("--slow-seconds", type=float, default=SLOW_SECONDS,
+                     help=f"a route slower than this is 'slow' (default {SLOW_SECONDS:g})")
+    chk.add_argument("--workers", type=int, default=8, help="requests at once (default 8)")
+    chk.add_argument("--json", action="store_true")
+    chk.set_defaults(func=cmd_check)
+
     demo = commands.add_parser("demo", help="load the local sandbox into DuckDB")
     demo.add_argument("--scale", type=int, default=20_000)
     demo.add_argument("--seed", type=int, default=1)
@@ -257,6 +314,11 @@ def parser() -> argparse.ArgumentParser:
     box.add_argument("--rate-limit", type=float, default=0.0, help="requests per second")
     box.add_argument("--faults", action="append",
                      help="kind[,route=GLOB][,p=P][,after=N][,times=N][,value=X]; repeatable")
+    box.add_argument("--removed", action="append", metavar="GLOB",
+                     help="routes that answer 404 as no longer served, e.g. "
+                          "'/v2/dashboard/*'; repeatable")
+    box.add_argument("--removed-status", type=int, choices=(404, 410), default=404,
+                     help="what --removed routes answer (default 404)")
     box.set_defaults(func=cmd_sandbox)
     return root
 

@@ -45,6 +45,7 @@ class RunSummary:
     seconds: float = 0.0
     load_info: LoadInfo | None = None
     failures: dict[str, str] = field(default_factory=dict)
+    not_served: dict[str, str] = field(default_factory=dict)  # not failures: see lines()
     drift: list[str] = field(default_factory=list)
     new_columns: list[str] = field(default_factory=list)
     # packages an interrupted run left: loaded before this run's extract, or dropped by dlt
@@ -64,6 +65,11 @@ class RunSummary:
         out.append(f"{sum(self.rows.values())} rows in {len(self.rows)} tables "
                    f"({sum(self.arrow_rows.values())} as Arrow tables, the rest as rows); "
                    f"{self.requests} requests ({self.retries} retried); {self.seconds:.1f} s")
+        if self.not_served:
+            out.append(f"{len(self.not_served)} route(s) not served (404/410 to every "
+                       "request; not a failure, their tables are as they were):")
+            out += [f"  not served: {name}: {why}" for name, why in sorted(
+                self.not_served.items())]
         out += [f"type drift: {line}" for line in self.drift]
         out += [f"new column: {name} (a field the API did not send before)"
                 for name in self.new_columns]
@@ -179,6 +185,7 @@ def run(pipeline: dlt.Pipeline, refresh: TRefreshMode | None = None,
     summary.arrow_rows = dict(report.arrow_rows)
     summary.requests, summary.retries = report.requests, report.retries
     summary.failures = dict(report.failures)
+    summary.not_served = dict(report.not_served)
     after = _columns(pipeline)
     summary.drift = _drift(pipeline, info, before)
     tables = {name.split(".")[0] for name in before}

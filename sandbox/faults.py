@@ -69,16 +69,30 @@ class Fault:
         return cls(FaultKind(kind), **kwargs)
 
 
+REMOVED_STATUSES = (404, 410)
+
+
+def removed_glob(glob: str) -> str:
+    """A removed-route glob on the path (`/v2/dashboard/*`) or on "METHOD /path"."""
+    return "*" + glob if glob.startswith("/") else glob
+
+
 class FaultPlan:
-    """The active faults and the token-bucket rate limit, shared by all handler threads."""
+    """The active faults and the token-bucket rate limit, shared by all handler threads.
+    `removed`: route globs that answer `removed_status` (404 or 410) to every request, as
+    a route the API no longer serves; kept apart from the faults, which tests replace."""
 
     def __init__(self, seed: int, faults: list[Fault] | None = None,
-                 rate_limit: float = 0.0, latency_ms: float = 0.0) -> None:
+                 rate_limit: float = 0.0, latency_ms: float = 0.0,
+                 removed: list[str] | None = None, removed_status: int = 404) -> None:
         self.seed = seed
         self.faults = list(faults or [])
         self.rate_limit = rate_limit
         self.latency_ms = latency_ms
         self._lock = threading.Lock()
+        self.removed: list[str] = []
+        self.removed_status = 404
+        self.remove(removed or [], removed_status)
         self._tokens = rate_limit
         self._refilled = time.monotonic()
 
@@ -90,6 +104,21 @@ class FaultPlan:
                 self.rate_limit, self._tokens = rate_limit, rate_limit
             if latency_ms is not None:
                 self.latency_ms = latency_ms
+
+    def remove(self, globs: list[str], status: int = 404) -> None:
+        """Routes matching `globs` answer `status` from now on (an empty list restores all)."""
+        if status not in REMOVED_STATUSES:
+            raise ValueError(f"a removed route answers 404 or 410, not {status}")
+        with self._lock:
+            self.removed = [removed_glob(glob) for glob in globs]
+            self.removed_status = status
+
+    def gone(self, route_key: str) -> int | None:
+        """The status a removed route answers, None for a route still served."""
+        with self._lock:
+            if any(fnmatch.fnmatchcase(route_key, glob) for glob in self.removed):
+                return self.removed_status
+        return None
 
     def _draw(self, fault: Fault, route_key: str) -> bool:
         if fault.probability >= 1.0:

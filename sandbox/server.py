@@ -25,10 +25,15 @@ class Sandbox:
     """A running sandbox: the world, the routes, the faults and the counters."""
 
     def __init__(self, world: World, *, api_key: str = DEFAULT_API_KEY,
-                 faults: FaultPlan | None = None) -> None:
+                 faults: FaultPlan | None = None, removed: list[str] | None = None,
+                 removed_status: int = 404) -> None:
+        """`removed`: route globs (`/v2/dashboard/*`) that answer `removed_status` (404 or
+        410) to every request, as routes the API no longer serves."""
         self.world = world
         self.api_key = api_key
         self.faults = faults or FaultPlan(world.seed)
+        if removed:
+            self.faults.remove(removed, removed_status)
         self.routes = build_routes()
         # Per method: literal paths by path, then parameterised routes in match order (literal
         # segments before parameters, as build_routes sorts them).
@@ -173,6 +178,13 @@ class Handler(BaseHTTPRequestHandler):
             self.error(f"{method} {url.path}", ApiError(404, "NotFound", "no such route"))
             return
         route, params = found
+        gone = self.sandbox.faults.gone(route.key)
+        if gone is not None:
+            # The body is read unparsed, so the kept-alive connection stays in step.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.error(route.key, ApiError(gone, "NotFound" if gone == 404 else "Gone",
+                                           "this route is no longer served"))
+            return
         try:
             body = self.read_body()
         except ApiError as err:
@@ -270,6 +282,12 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "POST" and path == "/_sandbox/faults":
             faults = [Fault.parse(text) for text in body.get("faults", [])]
             sandbox.faults.replace(faults, body.get("rate_limit"), body.get("latency_ms"))
+            try:
+                if "removed" in body:
+                    sandbox.faults.remove(body["removed"], body.get("removed_status", 404))
+            except ValueError as err:
+                self.send_json(422, {"error": {"name": "FalsumError", "message": str(err)}})
+                return
             self.send_json(200, {"faults": len(faults)})
         else:
             self.send_json(404, {"error": {"name": "NotFound", "message": path}})

@@ -60,10 +60,15 @@ RUN_AS = {
     "wallet-elt run --full-refresh --resources members":
         "wallet-elt run --full-refresh --resources members",
     "wallet-elt run --pipeline-name shop_two": "wallet-elt run --pipeline-name shop_two",
+    "wallet-elt check [--json]":
+        "export SOURCES__WALLET__BASE_URL=http://127.0.0.1:{port} "
+        "WALLET_API_KEY=sandbox-key-0123456789 && wallet-elt check --resources {check} && "
+        "wallet-elt check --json --resources {check}",
     "wallet-elt run --destination postgres --dataset-name wallet":
         "wallet-elt run --destination postgres --dataset-name {dataset}",
     "wallet-elt sandbox --port 8765 --scale 100000 --seed 1 [--api-key KEY] [--latency-ms 100] "
-    "[--rate-limit 20] [--faults \"503,route=GET /v2/payment/*,p=0.1\"]":
+    "[--rate-limit 20] [--faults \"503,route=GET /v2/payment/*,p=0.1\"] "
+    "[--removed \"/v2/dashboard/*\"] [--removed-status 410]":
         "exec wallet-elt sandbox --port {port} --scale {scale} --seed 1",
     "SOURCES__WALLET__BASE_URL=http://127.0.0.1:8765 WALLET_API_KEY=sandbox-key-0123456789 "
     "wallet-elt run":
@@ -181,6 +186,17 @@ def test_resources_and_json(project: Project) -> None:
     text, _, listing = result.stdout.partition("[\n")
     assert len(text.splitlines()) == len(ENTRIES)
     assert [item["name"] for item in json.loads("[\n" + listing)] == [e.name for e in ENTRIES]
+
+
+def test_check_against_the_sandbox(project: Project) -> None:
+    result = project.shell("wallet-elt check [--json]", check="members,phone_numbers")
+    assert result.returncode == 0, result.stderr
+    table, _, listing = result.stdout.partition("{\n")
+    assert table.splitlines()[-1].startswith("the key works at http://127.0.0.1:")
+    assert "2 routes: 2 served;" in table
+    verdicts = {probe["resource"]: probe["verdict"] for probe in
+                json.loads("{\n" + listing)["routes"]}
+    assert verdicts == {"members": "served", "phone_numbers": "served"}
 
 
 def test_run_against_the_sandbox_then_dlt_cli(project: Project) -> None:

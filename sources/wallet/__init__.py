@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,21 +16,37 @@ import pendulum
 import pyarrow as pa
 from dlt.sources import DltResource
 
+from wallet_elt.sources.wallet.arguments import (
+    PiiAction,
+    SchemaContract,
+    check_base_url,
+    check_choice,
+    check_number,
+    check_pii_fields,
+    date_argument,
+)
 from wallet_elt.sources.wallet.batches import Batches, PageTables, quiet_hinted_json_notice
 from wallet_elt.sources.wallet.catalog import ENTRIES, Entry
 from wallet_elt.sources.wallet.columns import column_hints, timestamp_fields
+from wallet_elt.sources.wallet.families import checked_families, enabled
 from wallet_elt.sources.wallet.fanout import ParentPass, fan_out
 from wallet_elt.sources.wallet import history as history_mode
 from wallet_elt.sources.wallet.privacy import PrivacyPolicy
-from wallet_elt.sources.wallet.client import RequestBudget, RetryPolicy, RouteFailed, WalletClient
+from wallet_elt.sources.wallet.client import (
+    DEFAULT_BASE_URL,
+    RequestBudget,
+    RetryPolicy,
+    RouteFailed,
+    RouteNotServed,
+    WalletClient,
+)
 from wallet_elt.sources.wallet.report import (
-    ON_ROUTE_FAILURE,
     OnRouteFailure,
     ResourceFailed,
     RunReport,
 )
 from wallet_elt.sources.wallet.strategies import NO_PARENT, Extraction, Rows, Runner, Settings
-from wallet_elt.sources.wallet.windows import Span, parse
+from wallet_elt.sources.wallet.windows import Span
 
 __all__ = ["ResourceFailed", "RunReport", "select_entries", "wallet_source"]
 
@@ -92,12 +109,16 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
     state moved only past windows that completed, so the rerun resumes exactly there (dlt
     keeps the state only with the load package, so batching pages before yielding them is
     safe). A snapshot that replaces its table is held back until it is complete: a failed
-    one yields nothing, and its table stays exactly as it was."""
+    one yields nothing, and its table stays exactly as it was. A route that is not served
+    (404/410 to every request, see RouteNotServed) is no failure: a WARNING, nothing yielded,
+    its table and state untouched, whatever `on_route_failure` says."""
     timestamps = timestamp_fields(entry)
     batches = Batches(tables, lambda rows: _parse_timestamps(rows, timestamps),
                       lambda count: ctx.counted_arrow(entry.name, count))
     replaces = entry.write_disposition == "replace"
     held: list[Rows | pa.Table] = []
+    # Set by the first page: from then on a 404 is a failure, and no page may be dropped.
+    answered = threading.Event()
     try:
         parents = ctx.parent_keys(entry) if entry.parent else [None]
         slices = {parent: state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
@@ -105,6 +126,7 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
 
         def produce(parent: str | None) -> Iterator[Rows]:
             for page in Runner(ctx, entry, slices[parent], parent).run():
+                answered.set()
                 loaded = privacy.apply(_decorate(entry, page, parent, ctx.now))
                 yield ctx.counted(entry.name,
                                   history_mode.stamp(loaded) if versioned else loaded)
@@ -122,6 +144,9 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
                 else:
                     yield item
     except RouteFailed as err:
+        if isinstance(err, RouteNotServed) and not answered.is_set():
+            _report_not_served(ctx, entry, err)
+            return
         failure = ResourceFailed(entry.name, err)
         if on_route_failure == "raise":
             raise failure from err
@@ -148,6 +173,16 @@ def _report_skipped(ctx: Extraction, entry: Entry, failure: ResourceFailed) -> N
     logger.warning("wallet: skipped resource %s: %s", entry.name, failure.cause)
     dlt.current.resource_metrics()["wallet_failure"] = {
         "route": entry.route, "cause": str(failure.cause)}
+
+
+def _report_not_served(ctx: Extraction, entry: Entry, err: RouteNotServed) -> None:
+    """Like a skipped resource, but its own record and metric: the API dropped the route,
+    nothing the operator can retry."""
+    ctx.report.not_served_route(entry.name, str(err))
+    logger.warning("wallet: route %s of resource %s is not served (%s); its table is left "
+                   "as it was", entry.route, entry.name, err)
+    dlt.current.resource_metrics()["wallet_not_served"] = {
+        "route": entry.route, "cause": str(err)}
 
 
 def _write_hints(entry: Entry) -> tuple[Any, list[str] | None, str | None]:
@@ -212,7 +247,7 @@ def arrow_ids_configured() -> bool:
 @dlt.source(name="wallet")
 def wallet_source(
     api_key: str = dlt.secrets.value,
-    base_url: str = "https://api.wall.et",
+    base_url: str = DEFAULT_BASE_URL,
     start_date: str = "2024-01-01T00:00:00Z",
     window_step_days: float = 30.0,
     lookback_days: float = 3.0,
@@ -229,45 +264,102 @@ def wallet_source(
     max_attempts: int = 6,
     resources: Sequence[str] | None = None,
     exclude_resources: Sequence[str] | None = None,
+    disabled_families: Sequence[str] | None = None,
     backfill_start: str | None = None,
     backfill_end: str | None = None,
-    schema_contract: str = "evolve",
-    pii_policy: str = "keep",
-    pii_fields: dict[str, str] | None = None,
+    schema_contract: SchemaContract = "evolve",
+    pii_policy: PiiAction = "keep",
+    pii_fields: dict[str, PiiAction] | None = None,
     pii_salt: TSecretStrValue | None = None,
     arrow: bool = True,
     on_route_failure: OnRouteFailure = "raise",
     history: Sequence[str] | None = None,
     report: RunReport | None = None,
 ) -> list[DltResource]:
-    """Every Wallet API read route as a resource. `backfill_start`/`backfill_end` make a
-    bounded run that loads exactly that span and leaves the stored cursors alone. With
-    `arrow`, pages whose values fit their columns go as Arrow tables (see batches.py) once
-    `[normalize.parquet_normalizer]` sets `add_dlt_load_id` and `add_dlt_id` (the
-    `wallet-elt` pipelines do); otherwise they go as rows.
+    """Every Wallet API read route as a resource (see `wallet-elt resources`).
 
-    `on_route_failure`: "raise" (default) fails the run (dlt's PipelineStepFailed, whose
-    chain names the resource, route and cause) and nothing of it loads; "skip" loads every
-    other resource and reports each failed one with a WARNING log line and, in the extract
-    step of dlt's trace, the resource's custom metric `wallet_failure` (route, cause).
+    Args:
+        api_key: the account's API key (secret; WALLET_API_KEY or sources.wallet.api_key).
+        base_url: the API's root URL, http(s); default "https://api.wall.et".
+        start_date: ISO 8601 date-time the first run loads from; default 2024-01-01T00:00:00Z.
+        window_step_days: days per request window of windowed routes; default 30.0.
+        lookback_days: days re-read before a stored window end each run; default 3.0.
+        analytics_lookback_days: the same for analytics routes, days; default 7.0.
+        series_backfill_days: days of daily series a first run loads; default 30.
+        series_window_days: days per request of daily series; default 1.
+        page_size: records asked per page, at least 1; default 500.
+        cursor_lag_seconds: seconds a cursor stays behind the server's clock; default 300.0.
+        timezone: IANA time zone the API counts days in; default "UTC".
+        locale: locale sent to routes that take one; default "en-US".
+        requests_per_second: cap on the request rate, 0 for none (adapts to 429s); default 0.0.
+        max_concurrency: requests in flight at once, at least 1; default 8.
+        request_timeout: seconds one request may take; default 60.0.
+        max_attempts: attempts per request (retries + 1), at least 1; default 6.
+        resources: resource names to load, None for all; default None.
+        exclude_resources: resource names to leave out; default None.
+        disabled_families: route families not loaded at all (see families.py), e.g.
+            ["analytics", "dashboard"]; an unknown name fails; default None.
+        backfill_start: ISO 8601 start of a bounded run that leaves cursors alone; default None.
+        backfill_end: its end (exclusive), None for now; default None.
+        schema_contract: "evolve" (new fields and types kept) or "freeze" (they stop the
+            run); default "evolve".
+        pii_policy: "keep", "drop" or "hash" for every personal field; default "keep".
+        pii_fields: per wire field, "keep", "drop" or "hash", over pii_policy; default None.
+        pii_salt: secret HMAC key that "hash" needs (sources.wallet.pii_salt); default None.
+        arrow: pages go as Arrow tables when dlt adds its ids to them; default True.
+        on_route_failure: "raise" fails the run on a route that keeps failing (dlt's
+            PipelineStepFailed names resource, route and cause; nothing of it loads); "skip"
+            loads the others and reports it (WARNING, trace metric `wallet_failure`);
+            default "raise".
+        history: resources (["*"] for every eligible one) that keep every version of their
+            records (history.py: dlt's scd2, `_wallet_valid_from`/`_wallet_valid_to`); an
+            aggregate or unknown name fails; default None.
+        report: a RunReport the caller owns, filled while dlt extracts (rows, requests,
+            retries, failed and not-served resources); default None.
 
-    `history`: resources (or ["*"] for every eligible one) that keep every version of their
-    records (history.py: dlt's scd2 with `_wallet_valid_from`/`_wallet_valid_to`).
+    A route that answers 404/410 to every request is "not served" (dropped from the API):
+    whatever `on_route_failure` says, its resource ends with a WARNING, loads nothing and
+    reports the trace metric `wallet_not_served`; the run goes on. A child route is not
+    served when none of its parents completed and every parent tried (the fan-out stops
+    after 5 in a row) answered 404/410.
 
-    `report`: a RunReport the caller owns, filled while dlt extracts (rows, requests,
-    retries, failed resources)."""
-    if on_route_failure not in ON_ROUTE_FAILURE:
-        raise ValueError(f"on_route_failure must be one of {list(ON_ROUTE_FAILURE)}, "
-                         f"got {on_route_failure!r}")
-    if schema_contract not in CONTRACTS:
-        raise ValueError(f"schema_contract must be one of {sorted(CONTRACTS)}, "
-                         f"got {schema_contract!r}")
+    Returns:
+        The resources, one per selected catalog entry.
+
+    Raises:
+        ValueError: an argument has a value it cannot take; the message names it.
+    """
+    check_choice("on_route_failure", on_route_failure, OnRouteFailure)
+    check_choice("schema_contract", schema_contract, SchemaContract)
+    check_choice("pii_policy", pii_policy, PiiAction)
+    check_pii_fields(pii_fields)
+    check_base_url(base_url)
+    for name, value, minimum, unit, inclusive in (
+            ("window_step_days", window_step_days, 0, "days", False),
+            ("lookback_days", lookback_days, 0, "days", True),
+            ("analytics_lookback_days", analytics_lookback_days, 0, "days", True),
+            ("series_backfill_days", series_backfill_days, 0, "days", True),
+            ("series_window_days", series_window_days, 1, "days", True),
+            ("page_size", page_size, 1, "records", True),
+            ("cursor_lag_seconds", cursor_lag_seconds, 0, "seconds", True),
+            ("requests_per_second", requests_per_second, 0, "requests per second", True),
+            ("max_concurrency", max_concurrency, 1, "requests", True),
+            ("request_timeout", request_timeout, 0, "seconds", False),
+            ("max_attempts", max_attempts, 1, "attempts", True)):
+        check_number(name, value, minimum=minimum, unit=unit, inclusive=inclusive)
+    disabled = checked_families(disabled_families)
+    first = date_argument("start_date", start_date)
     bounded = None
     if backfill_start or backfill_end:
-        bounded = Span(parse(backfill_start or start_date),
-                       parse(backfill_end) if backfill_end else pendulum.now("UTC"))
+        bounded = Span(date_argument("backfill_start", backfill_start) if backfill_start
+                       else first,
+                       date_argument("backfill_end", backfill_end) if backfill_end
+                       else pendulum.now("UTC"))
+        if bounded.end <= bounded.start:
+            raise ValueError(f"backfill_end {backfill_end or 'now'} must be after "
+                             f"backfill_start {backfill_start or start_date}")
     settings = Settings(
-        start_date=parse(start_date), window_step_days=window_step_days,
+        start_date=first, window_step_days=window_step_days,
         lookback_days=lookback_days, analytics_lookback_days=analytics_lookback_days,
         series_backfill_days=series_backfill_days, series_window_days=series_window_days,
         page_size=page_size, timezone=timezone, locale=locale, bounded=bounded,
@@ -288,7 +380,7 @@ def wallet_source(
                     "add_dlt_load_id = true and add_dlt_id = true for Arrow pages")
     if arrow:
         quiet_hinted_json_notice()
-    entries = select_entries(resources, exclude_resources)
+    entries = enabled(select_entries(resources, exclude_resources), disabled)
     versioned = history_mode.chosen(history)
     return [_resource(ctx, entry, contract, privacy, arrow, on_route_failure,
                       entry.name in versioned)

@@ -35,11 +35,17 @@ class RouteFailed(WalletError):
     """One route keeps failing (after retries) or answers something unusable."""
 
 
+class RouteNotServed(RouteFailed):
+    """404/410 from a route whose base URL is known good, on a path that never answered 2xx
+    in this run: the account (or this API version) does not serve it. Not retried."""
+
+
 class BaseUrlWrong(WalletError):
     """Nothing at the base URL is the Wallet API (nothing listens, or its paths do not exist):
     no route can succeed, so the run stops at once instead of failing every route slowly."""
 
 
+DEFAULT_BASE_URL = "https://api.wall.et"
 BASE_URL_SETTING = "sources.wallet.base_url in .dlt/config.toml or SOURCES__WALLET__BASE_URL"
 # Refused connections before the API ever answered: this many mean nobody listens there.
 UNREACHABLE_AFTER = 3
@@ -208,6 +214,9 @@ class WalletClient:
         self._refused = 0
         self._verdict_lock = threading.Lock()
         self._wrong_base: BaseUrlWrong | None = None
+        # Paths that answered 2xx in this run: a 404 there later is a failure, not a route
+        # that is not served.
+        self._served_paths: set[str] = set()
         self._http_args: dict[str, Any] = {
             "base_url": self.base_url,
             "headers": {"access-token": api_key, "accept": "application/json"},
@@ -274,9 +283,12 @@ class WalletClient:
                     if on_time is not None:
                         on_time(server_time(response))
                     self._served = True
+                    self._served_paths.add(path)
                     return decode(response, route)
                 if status in NOT_FOUND and not self._served:
                     self._check_base_url(route, status)
+                if status in NOT_FOUND and self._served and path not in self._served_paths:
+                    raise RouteNotServed(f"{route} answered {status}: {_snippet(response)}")
                 if status not in RETRY_STATUSES:
                     raise RouteFailed(f"{route} answered {status}: {_snippet(response)}")
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
@@ -310,7 +322,7 @@ class WalletClient:
     def _check_base_url(self, route: str, status: int) -> None:
         """A 404 before any route answered: ask the canary once. If it is missing too, the
         base URL is wrong and the run stops; if it is there, this one route is not served
-        and fails alone (the caller raises its RouteFailed)."""
+        (the caller raises RouteNotServed)."""
         with self._verdict_lock:
             if self._wrong_base is None and not self._served:
                 try:

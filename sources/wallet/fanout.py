@@ -8,6 +8,10 @@ down for everyone: then no further parent starts and none asks for another page,
 waiting out every parent's retries would only cost time. Any other error (a rejected key, the
 consumer closing) stops every parent at once.
 
+A route that answered 404/410 (`RouteNotServed`) for every parent tried, none completing, is
+not served at all (the first `DOWN_AFTER` parents decide, as above): that is what is raised,
+so the resource ends as not served rather than failed.
+
 Every page a worker already produced is still yielded: its parent's cursor may have moved past
 it, so dropping it would lose data. Failures are raised after the drain.
 
@@ -24,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from wallet_elt.sources.wallet.client import RouteFailed
+from wallet_elt.sources.wallet.client import RouteFailed, RouteNotServed
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -50,6 +54,7 @@ class _Tally:
         self.down_after = down_after
         self.failures: list[RouteFailed] = []
         self.in_a_row = 0
+        self.completed = 0
         self.fatal: BaseException | None = None
         self._lock = threading.Lock()
 
@@ -65,6 +70,7 @@ class _Tally:
     def _record(self, error: BaseException | None) -> None:
         if error is None:
             self.in_a_row = 0
+            self.completed += 1
         elif isinstance(error, RouteFailed):
             self.failures.append(error)
             self.in_a_row += 1
@@ -79,6 +85,8 @@ class _Tally:
         first, failed = self.failures[0], len(self.failures)
         if self.total == 1:
             raise first
+        if not self.completed and all(isinstance(e, RouteNotServed) for e in self.failures):
+            raise RouteNotServed(f"{first} (and so did every parent tried: {failed})") from first
         if self.stopped:
             raise RouteFailed(f"{first} ({failed} parents failed in a row, so the route looks "
                               "down for every parent; the rest were not tried)") from first

@@ -1,8 +1,8 @@
 """What one run of the source did, and how a resource that could not load is reported.
 
 The caller owns a `RunReport` and hands it to `wallet_source`; the source fills it while dlt
-extracts (rows per resource, requests, retries, failed resources), so the caller reads plain
-values after the run instead of reaching into the source."""
+extracts (rows per resource, requests, retries, failed and not-served resources), so the
+caller reads plain values after the run instead of reaching into the source."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Literal
 from wallet_elt.sources.wallet.client import RouteFailed, WalletError
 
 OnRouteFailure = Literal["raise", "skip"]
-ON_ROUTE_FAILURE: tuple[OnRouteFailure, ...] = ("raise", "skip")
 
 
 class ResourceFailed(WalletError):
@@ -34,6 +33,8 @@ class RunReport:
     rows: dict[str, int] = field(default_factory=dict)
     arrow_rows: dict[str, int] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    # resource -> why: routes that answered 404/410 to every request (not failures)
+    not_served: dict[str, str] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)  # resources that ended (run progress)
     requests: int = 0
     retries: int = 0
@@ -52,6 +53,10 @@ class RunReport:
     def failed(self, resource: str, message: str) -> None:
         with self._lock:
             self.failures[resource] = message
+
+    def not_served_route(self, resource: str, message: str) -> None:
+        with self._lock:
+            self.not_served[resource] = message
 
     def requests_seen(self, requests: int, retries: int) -> None:
         with self._lock:

@@ -27,7 +27,8 @@ def parse(value: str | DateTime) -> DateTime:
     if isinstance(value, DateTime):
         return value.in_timezone("UTC")
     parsed = pendulum.parse(value, tz="UTC")
-    assert isinstance(parsed, DateTime), f"{value!r} is not a date-time"
+    if not isinstance(parsed, DateTime):  # "P1D" parses, as a duration
+        raise ValueError(f"{value!r} is not a date-time")
     return parsed.in_timezone("UTC")
 
 

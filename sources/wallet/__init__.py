@@ -97,6 +97,7 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
                       lambda count: ctx.counted_arrow(entry.name, count))
     replaces = entry.write_disposition == "replace"
     held: list[Rows | pa.Table] = []
+    yielded = failed = False
     try:
         parents = ctx.parent_keys(entry) if entry.parent else [None]
         slices = {parent: state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
@@ -118,16 +119,24 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
                 if replaces:
                     held.append(item)
                 else:
+                    yielded = True
                     yield item
     except RouteFailed as err:
         failure = ResourceFailed(entry.name, err)
         if on_route_failure == "raise":
             raise failure from err
         _report_skipped(ctx, entry, failure)
+        failed = True
         if replaces:
             return
     if not replaces:
-        yield from batches.flush()
+        for item in batches.flush():
+            yielded = True
+            yield item
+        if not yielded and not failed:
+            # Complete and empty: dlt creates the typed table (pinned columns) if it is
+            # missing; on a merge table the empty load deletes and inserts nothing.
+            yield dlt.mark.materialize_table_schema()
         return
     held.extend(batches.flush())
     if held:

@@ -32,6 +32,11 @@ FILE_FORMATS: dict[str, TLoaderFileFormat] = {
 # Pages travel as Arrow tables except to BigQuery: in the jsonl it needs, dlt writes an Arrow
 # json column (text) as a JSON string, where rows give the object itself.
 ROWS_ONLY = {"bigquery"}
+# Where dlt's merge staging is a schema in the analyst's database (`<dataset>_staging`), it is
+# dropped after a load; a merge recreates the tables it needs (local DDL, milliseconds).
+# BigQuery keeps it: there it is a dataset of its own, and recreating its tables every run
+# would cost an API call per table.
+DROPS_STAGING = {"duckdb", "postgres"}
 
 
 @dataclass
@@ -164,6 +169,8 @@ def run(pipeline: dlt.Pipeline, refresh: TRefreshMode | None = None,
         # arg-type: dlt's `refresh` defaults to None, which its annotation leaves out.
         info = pipeline.run(source, refresh=refresh,  # type: ignore[arg-type]
                             loader_file_format=FILE_FORMATS.get(destination, "parquet"))
+        if destination in DROPS_STAGING:
+            drop_staging(pipeline)
     summary = RunSummary(load_info=info, resumed=resumed, dropped=dropped)
     # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
     summary.rows = {table: n for table, n in report.rows.items() if n}
@@ -192,6 +199,17 @@ def _finish_pending(pipeline: dlt.Pipeline) -> tuple[list[str], list[str]]:
     finished = pipeline.run()  # normalizes and loads what is pending, extracts nothing
     loaded = list(finished.loads_ids) if finished else []
     return loaded, [load_id for load_id in pending if load_id not in loaded]
+
+
+def drop_staging(pipeline: dlt.Pipeline) -> None:
+    """Drop dlt's merge staging schema once every package is loaded: it only holds copies of
+    rows already merged. A package still pending (a failed or killed load) may have staged
+    rows that its merge has yet to read, so then it stays."""
+    if pipeline.has_pending_data or not pipeline.default_schema_name:
+        return
+    with pipeline.sql_client() as client, client.with_staging_dataset():
+        if client.has_dataset():
+            client.drop_dataset()
 
 
 def arrow_with_dlt_ids() -> None:

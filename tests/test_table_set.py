@@ -32,7 +32,7 @@ EMPTIED = ["phone_numbers", "industries", "invoices"]
 RESOURCES = [*EMPTIED,
              "phone_number_outbound_sms",            # child of an empty parent: no request
              "analytics_campaigns_count_employee",   # per_window, empty in a small world
-             "members"]                              # has rows
+             "members", "member_counts"]             # have rows
 # What a destination's reflection may add to a pinned type (it reports what it stores).
 COMPARED = ("data_type", "precision", "scale")
 
@@ -87,7 +87,7 @@ def test_every_resource_has_its_typed_table_when_routes_answer_nothing(
     _empty(sandbox, EMPTIED)
     pipeline = new_destination()
     summary = run(pipeline, **source_args(sandbox, resources=RESOURCES))
-    assert set(summary.rows) == {"members"}, "only members had rows"
+    assert set(summary.rows) == {"members", "member_counts"}
     stored = _stored_columns(pipeline, RESOURCES)
     assert sorted(stored) == sorted(RESOURCES)
     for name in RESOURCES:
@@ -96,6 +96,11 @@ def test_every_resource_has_its_typed_table_when_routes_answer_nothing(
             expected = {key: pinned[key] for key in COMPARED if key in pinned}
             found = {key: stored[name][column].get(key) for key in expected}
             assert found == expected, f"{name}.{column}"
+    # the archive flag only where there are records to archive
+    assert "_wallet_archived" in stored["members"]
+    assert "_wallet_archived" in stored["phone_numbers"]
+    for aggregate in ("member_counts", "analytics_campaigns_count_employee"):
+        assert not {"_wallet_archived", "_wallet_archived_at"} & set(stored[aggregate])
 
 
 def test_a_run_whose_routes_answer_nothing_leaves_existing_tables_as_they_were(

@@ -119,3 +119,8 @@ def test_a_run_whose_routes_answer_nothing_leaves_existing_tables_as_they_were(
     summary = run(pipeline, **source_args(sandbox, resources=tables))
     assert not summary.rows
     assert everything() == before
+    # the tables exist: no empty load (a merge per table, every run) is made for them
+    assert summary.load_info is not None
+    jobs = {job.job_file_info.table_name for package in summary.load_info.load_packages
+            for job in package.jobs["completed_jobs"]}
+    assert not jobs & set(tables)

@@ -83,15 +83,16 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -
 
 
 def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: PrivacyPolicy,
-           tables: PageTables | None, on_route_failure: OnRouteFailure
-           ) -> Iterator[Rows | pa.Table]:
+           tables: PageTables | None, on_route_failure: OnRouteFailure,
+           new_table: bool = False) -> Iterator[Rows | pa.Table]:
     """The resource's pages, parents fetched concurrently under the shared budget. A route
     that keeps failing fails the run (`raise`: dlt commits no package, so no table and no
     cursor moves) or ends this resource only (`skip`): what it yielded is whole pages, and its
     state moved only past windows that completed, so the rerun resumes exactly there (dlt
     keeps the state only with the load package, so batching pages before yielding them is
     safe). A snapshot that replaces its table is held back until it is complete: a failed
-    one yields nothing, and its table stays exactly as it was."""
+    one yields nothing, and its table stays exactly as it was. `new_table`: the table is not
+    in the schema yet, so a complete but empty run still creates it."""
     timestamps = timestamp_fields(entry)
     batches = Batches(tables, lambda rows: _parse_timestamps(rows, timestamps),
                       lambda count: ctx.counted_arrow(entry.name, count))
@@ -133,9 +134,10 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
         for item in batches.flush():
             yielded = True
             yield item
-        if not yielded and not failed:
-            # Complete and empty: dlt creates the typed table (pinned columns) if it is
-            # missing; on a merge table the empty load deletes and inserts nothing.
+        if new_table and not yielded and not failed:
+            # Complete and empty: dlt creates the typed table (pinned columns) with an empty
+            # load, which on a merge table deletes and inserts nothing. Only while the table
+            # is new: an unchanged table would cost an empty merge every run.
             yield dlt.mark.materialize_table_schema()
         return
     held.extend(batches.flush())
@@ -179,15 +181,16 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
     def rows() -> Iterator[Rows | pa.Table]:
         # Named explicitly: dlt may pull the pages from a worker thread.
         state = dlt.current.resource_state(entry.name)
+        schema = dlt.current.source_schema()  # the live one: it learns as pages load
+        new_table = entry.name not in schema.tables
         tables = None
         if arrow:
-            schema = dlt.current.source_schema()  # the live one: it learns as pages load
             tables = PageTables(
                 columns, lambda: schema.tables.get(entry.name, {}).get("columns", {}),
                 frozenset({entry.parent_key} if entry.parent_key else ()))
         ctx.started()
         try:
-            yield from _pages(ctx, entry, state, privacy, tables, on_route_failure)
+            yield from _pages(ctx, entry, state, privacy, tables, on_route_failure, new_table)
         finally:
             ctx.ended(entry.name)
 

@@ -34,6 +34,11 @@ FILE_FORMATS: dict[str, TLoaderFileFormat] = {
 # Pages travel as Arrow tables except to BigQuery: in the jsonl it needs, dlt writes an Arrow
 # json column (text) as a JSON string, where rows give the object itself.
 ROWS_ONLY = {"bigquery"}
+# Where dlt's merge staging is a schema in the analyst's database (`<dataset>_staging`), it is
+# dropped after a load; a merge recreates the tables it needs (local DDL, milliseconds).
+# BigQuery keeps it: there it is a dataset of its own, and recreating its tables every run
+# would cost an API call per table.
+DROPS_STAGING = {"duckdb", "postgres"}
 
 
 @dataclass
@@ -179,6 +184,8 @@ def run(pipeline: dlt.Pipeline, refresh: TRefreshMode | None = None,
                             loader_file_format=FILE_FORMATS.get(destination, "parquet"))
         # Under the lock, from the state this load committed (see deletions.py).
         flag_deleted(pipeline)
+        if destination in DROPS_STAGING:
+            drop_staging(pipeline)
     summary = RunSummary(load_info=info, resumed=resumed, dropped=dropped)
     # Counted as extracted: dlt's normalize counts are off for some file formats (csv).
     summary.rows = {table: n for table, n in report.rows.items() if n}
@@ -219,6 +226,17 @@ def _drop_committed_extracts(pipeline: dlt.Pipeline) -> None:
     moved = {*pipeline.list_normalized_load_packages(), *pipeline.list_completed_load_packages()}
     for load_id in set(pipeline.list_extracted_load_packages()) & moved:
         shutil.rmtree(Path(pipeline.working_dir) / "normalize" / "extracted" / load_id)
+
+
+def drop_staging(pipeline: dlt.Pipeline) -> None:
+    """Drop dlt's merge staging schema once every package is loaded: it only holds copies of
+    rows already merged. A package still pending (a failed or killed load) may have staged
+    rows that its merge has yet to read, so then it stays."""
+    if pipeline.has_pending_data or not pipeline.default_schema_name:
+        return
+    with pipeline.sql_client() as client, client.with_staging_dataset():
+        if client.has_dataset():
+            client.drop_dataset()
 
 
 def arrow_with_dlt_ids() -> None:

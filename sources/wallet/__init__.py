@@ -102,7 +102,7 @@ def _decorate(entry: Entry, rows: Rows, parent: str | None, extracted_at: Any) -
 
 def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: PrivacyPolicy,
            tables: PageTables | None, on_route_failure: OnRouteFailure,
-           versioned: bool = False) -> Iterator[Rows | pa.Table]:
+           versioned: bool = False, new_table: bool = False) -> Iterator[Rows | pa.Table]:
     """The resource's pages, parents fetched concurrently under the shared budget. A route
     that keeps failing fails the run (`raise`: dlt commits no package, so no table and no
     cursor moves) or ends this resource only (`skip`): what it yielded is whole pages, and its
@@ -111,7 +111,8 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
     safe). A snapshot that replaces its table is held back until it is complete: a failed
     one yields nothing, and its table stays exactly as it was. A route that is not served
     (404/410 to every request, see RouteNotServed) is no failure: a WARNING, nothing yielded,
-    its table and state untouched, whatever `on_route_failure` says."""
+    its table and state untouched, whatever `on_route_failure` says. `new_table`: the table is not in the schema yet, so a
+    complete but empty run still creates it."""
     timestamps = timestamp_fields(entry)
     batches = Batches(tables, lambda rows: _parse_timestamps(rows, timestamps),
                       lambda count: ctx.counted_arrow(entry.name, count))
@@ -119,6 +120,7 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
     held: list[Rows | pa.Table] = []
     # Set by the first page: from then on a 404 is a failure, and no page may be dropped.
     answered = threading.Event()
+    yielded = failed = False
     try:
         parents = ctx.parent_keys(entry) if entry.parent else [None]
         slices = {parent: state.setdefault("parents", {}).setdefault(parent or NO_PARENT, {})
@@ -142,6 +144,7 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
                 if replaces:
                     held.append(item)
                 else:
+                    yielded = True
                     yield item
     except RouteFailed as err:
         if isinstance(err, RouteNotServed) and not answered.is_set():
@@ -151,10 +154,18 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
         if on_route_failure == "raise":
             raise failure from err
         _report_skipped(ctx, entry, failure)
+        failed = True
         if replaces:
             return
     if not replaces:
-        yield from batches.flush()
+        for item in batches.flush():
+            yielded = True
+            yield item
+        if new_table and not yielded and not failed:
+            # Complete and empty: dlt creates the typed table (pinned columns) with an empty
+            # load, which on a merge table deletes and inserts nothing. Only while the table
+            # is new: an unchanged table would cost an empty merge every run.
+            yield dlt.mark.materialize_table_schema()
         return
     held.extend(batches.flush())
     if held:
@@ -207,15 +218,17 @@ def _resource(ctx: Extraction, entry: Entry, contract: dict[str, str],
     def rows() -> Iterator[Rows | pa.Table]:
         # Named explicitly: dlt may pull the pages from a worker thread.
         state = dlt.current.resource_state(entry.name)
+        schema = dlt.current.source_schema()  # the live one: it learns as pages load
+        new_table = entry.name not in schema.tables
         tables = None
         if arrow:
-            schema = dlt.current.source_schema()  # the live one: it learns as pages load
             tables = PageTables(
                 columns, lambda: schema.tables.get(entry.name, {}).get("columns", {}),
                 frozenset({entry.parent_key} if entry.parent_key else ()))
         ctx.started()
         try:
-            yield from _pages(ctx, entry, state, privacy, tables, on_route_failure, versioned)
+            yield from _pages(ctx, entry, state, privacy, tables, on_route_failure,
+                              versioned=versioned, new_table=new_table)
         finally:
             ctx.ended(entry.name)
 

@@ -34,6 +34,10 @@ METADATA: dict[str, Column] = {
                              "description": "When the run that loaded the row started (UTC)"},
     "_wallet_route": {"data_type": "text", "nullable": False,
                       "description": "The API route the row came from"},
+}
+# Records only (every record carries `isActive`, declared or not): an aggregate has nothing
+# archived to flag, and an always-NULL column there would say otherwise.
+ARCHIVED: dict[str, Column] = {
     "_wallet_archived": {"data_type": "bool",
                          "description": "The record is archived (isActive is false)"},
     "_wallet_archived_at": {**TIMESTAMP,
@@ -138,7 +142,8 @@ def column_hints(entry: Entry) -> dict[str, Column]:
         pinned = field_column(field, schema)
         if pinned is not None:
             columns[column_name(field)] = pinned
-    if entry.strategy in (Strategy.DAILY, Strategy.PER_WINDOW, Strategy.COUNT):
+    aggregate = entry.strategy in (Strategy.DAILY, Strategy.PER_WINDOW, Strategy.COUNT)
+    if aggregate:
         columns.update(_aggregate_columns(entry))
     if entry.parent_key:
         columns[entry.parent_key] = {"data_type": "text", "nullable": False,
@@ -149,6 +154,8 @@ def column_hints(entry: Entry) -> dict[str, Column]:
         cursor = column_name(entry.cursor)
         columns[cursor] = {**columns.get(cursor, {}), "dedup_sort": "desc"}
     columns.update(METADATA)
+    if not aggregate:
+        columns.update(ARCHIVED)
     if entry.strategy is Strategy.PER_WINDOW:
         columns.update(WINDOW)
     if entry.strategy is Strategy.COUNT:

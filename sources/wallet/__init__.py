@@ -111,8 +111,8 @@ def _pages(ctx: Extraction, entry: Entry, state: dict[str, Any], privacy: Privac
     safe). A snapshot that replaces its table is held back until it is complete: a failed
     one yields nothing, and its table stays exactly as it was. A route that is not served
     (404/410 to every request, see RouteNotServed) is no failure: a WARNING, nothing yielded,
-    its table and state untouched, whatever `on_route_failure` says. `new_table`: the table is not in the schema yet, so a
-    complete but empty run still creates it."""
+    its table and state untouched, whatever `on_route_failure` says. `new_table`: the table
+    is not in the schema yet, so a complete but empty run still creates it."""
     timestamps = timestamp_fields(entry)
     batches = Batches(tables, lambda rows: _parse_timestamps(rows, timestamps),
                       lambda count: ctx.counted_arrow(entry.name, count))

@@ -110,8 +110,11 @@ def test_a_run_whose_routes_answer_nothing_leaves_existing_tables_as_they_were(
     run(pipeline, **source_args(sandbox, resources=tables))
 
     def everything() -> dict[str, list[tuple[Any, ...]]]:
-        return {name: query(pipeline, f"SELECT * FROM {pipeline.dataset_name}.{name} "
-                                      "ORDER BY ALL") for name in tables}
+        # A complete, empty answer says every record is gone: they are flagged deleted
+        # (deletions.py), every other value stays.
+        return {name: query(pipeline, f"SELECT * EXCLUDE (_wallet_deleted_at) FROM "
+                                      f"{pipeline.dataset_name}.{name} ORDER BY ALL")
+                for name in tables}
 
     before = everything()
     assert all(before.values())
@@ -119,6 +122,9 @@ def test_a_run_whose_routes_answer_nothing_leaves_existing_tables_as_they_were(
     summary = run(pipeline, **source_args(sandbox, resources=tables))
     assert not summary.rows
     assert everything() == before
+    for name in tables:
+        assert query(pipeline, f"SELECT count(*) FROM {pipeline.dataset_name}.{name} "
+                               "WHERE _wallet_deleted_at IS NULL") == [(0,)], name
     # the tables exist: no empty load (a merge per table, every run) is made for them
     assert summary.load_info is not None
     jobs = {job.job_file_info.table_name for package in summary.load_info.load_packages

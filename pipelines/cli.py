@@ -25,7 +25,7 @@ from wallet_elt.pipelines.pipeline import (
     DEFAULT_DUCKDB_FILE,
     PartialLoad,
     RunSummary,
-    adopt_friendly_key,
+    friendly_key,
     make_pipeline,
     run,
 )
@@ -133,11 +133,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from wallet_elt.pipelines.check import Prober, table, tally
 
     check_resources(_csv(args.resources))
-    adopt_friendly_key()
     config = dlt.config
+    with friendly_key():
+        api_key = dlt.secrets.get("sources.wallet.api_key", str) or ""
     client = WalletClient(
         args.base_url or config.get("sources.wallet.base_url", str) or DEFAULT_BASE_URL,
-        dlt.secrets.get("sources.wallet.api_key", str) or "",
+        api_key,
         timeout=config.get("sources.wallet.request_timeout", float) or 60.0,
         budget=RequestBudget(config.get("sources.wallet.requests_per_second", float) or 0.0,
                              args.workers),

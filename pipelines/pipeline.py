@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,11 +93,20 @@ class PartialLoad(WalletError):
                          "others loaded; rerun to retry the failed ones from their cursors.")
 
 
-def adopt_friendly_key() -> None:
-    """`WALLET_API_KEY` works as well as dlt's `SOURCES__WALLET__API_KEY`."""
+@contextmanager
+def friendly_key() -> Iterator[None]:
+    """`WALLET_API_KEY` works as well as dlt's `SOURCES__WALLET__API_KEY`: set as the latter
+    in the environment (where dlt resolves it as a secret) while the block runs, and taken
+    back after it, so a process that runs several pipelines never keeps another's key."""
     key = os.environ.get("WALLET_API_KEY")
-    if key and not os.environ.get("SOURCES__WALLET__API_KEY"):
-        os.environ["SOURCES__WALLET__API_KEY"] = key
+    if not key or os.environ.get("SOURCES__WALLET__API_KEY"):
+        yield
+        return
+    os.environ["SOURCES__WALLET__API_KEY"] = key
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCES__WALLET__API_KEY", None)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*$", re.IGNORECASE)
@@ -163,7 +174,12 @@ def run(pipeline: dlt.Pipeline, refresh: TRefreshMode | None = None,
     """Extract, normalize and load; returns what was loaded and what it cost. `refresh` is
     dlt's (e.g. "drop_resources": the selected tables are dropped and reloaded from scratch,
     their cursors reset), applied under the run lock."""
-    adopt_friendly_key()
+    with friendly_key():
+        return _run(pipeline, refresh, source_args)
+
+
+def _run(pipeline: dlt.Pipeline, refresh: TRefreshMode | None,
+         source_args: dict[str, Any]) -> RunSummary:
     started = time.monotonic()
     before = _columns(pipeline)
     destination = pipeline.destination.destination_name if pipeline.destination else "duckdb"

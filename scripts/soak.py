@@ -29,6 +29,7 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,39 @@ CONVERGENCE = ["members", "member_points_histories", "phone_numbers",
 MAX_RUNS_TO_CONVERGE = 3
 
 
+@dataclass
+class Soak:
+    """What every soak mode starts from: a sandbox on a loopback port, a seeded random
+    source, the start and the deadline of the soak."""
+
+    box: Sandbox
+    rng: random.Random
+    started: float
+    deadline: float
+
+    @classmethod
+    def begin(cls, args: argparse.Namespace) -> Soak:
+        box = Sandbox(World(seed=args.seed, scale=args.scale))
+        box.start(host="127.0.0.1")
+        started = time.monotonic()
+        return cls(box, random.Random(args.seed), started, started + args.minutes * 60)
+
+    def history_start(self) -> str:
+        """The start of the world's history: the first run loads all of it."""
+        world = self.box.world
+        return iso(world.now - world.history_days * 86400)
+
+    def source_args(self, resources: list[str], **extra: Any) -> dict[str, Any]:
+        return {"api_key": self.box.api_key, "base_url": self.box.base_url,
+                "start_date": self.history_start(), "resources": resources, **extra}
+
+
+def soak_pipeline(work: Path, database: str = "soak.duckdb") -> Any:
+    """The DuckDB pipeline a soak loads, in its own folder."""
+    return make_pipeline("duckdb", duckdb_path=str(work / database),
+                         pipelines_dir=str(work / "pipelines"))
+
+
 def convergence_faults(seed: int, rate_limit: float) -> FaultPlan:
     """20% 503s, 5% resets, 2% timeouts (held 5 s, then closed) and a server rate limit."""
     return FaultPlan(seed, [Fault(FaultKind.ERROR_503, probability=0.2),
@@ -180,24 +214,17 @@ def soak_convergence(args: argparse.Namespace) -> int:
     retrying at once), never changing the world in between, so that the warehouse must then
     equal the truth. Prints per run the missing/duplicated/stale rows; fails when a cycle
     needs more than MAX_RUNS_TO_CONVERGE runs or a complete run does not equal the truth."""
-    started = time.monotonic()
-    deadline = started + args.minutes * 60
-    rng = random.Random(args.seed)
-    box = Sandbox(World(seed=args.seed, scale=args.scale))
-    box.start(host="127.0.0.1")
+    soak = Soak.begin(args)
+    box, rng, started, deadline = soak.box, soak.rng, soak.started, soak.deadline
     box.faults = convergence_faults(args.seed, args.rate_limit)
-    world = box.world
     # Default settings: only the subset and the start of the world's history are given.
-    source_args: dict[str, Any] = {"api_key": box.api_key, "base_url": box.base_url,
-                                   "start_date": iso(world.now - world.history_days * 86400),
-                                   "resources": CONVERGENCE}
+    source_args = soak.source_args(CONVERGENCE)
     totals = {"cycles": 0, "runs": 0, "partial_runs": 0, "failed_runs": 0, "unconverged": 0,
               "mismatches": 0, "requests": 0, "answers_429": 0, "answers": 0}
     most_runs = 0
     with tempfile.TemporaryDirectory(prefix="wallet-soak-") as tmp:
         work = Path(tmp)
-        pipeline = make_pipeline("duckdb", duckdb_path=str(work / "soak.duckdb"),
-                                 pipelines_dir=str(work / "pipelines"))
+        pipeline = soak_pipeline(work)
         try:
             while totals["cycles"] == 0 or time.monotonic() < deadline:
                 totals["cycles"] += 1
@@ -279,18 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         from scripts.soak_kills import soak_kills
         return soak_kills(args)
 
-    started = time.monotonic()
-    deadline = started + args.minutes * 60
-    rng = random.Random(args.seed)
-    box = Sandbox(World(seed=args.seed, scale=args.scale))
-    box.start(host="127.0.0.1")
+    soak = Soak.begin(args)
+    box, rng, started, deadline = soak.box, soak.rng, soak.started, soak.deadline
     totals = {"cycles": 0, "rows_loaded": 0, "requests": 0, "retries": 0, "partial_runs": 0,
               "failed_runs": 0, "mismatches": 0, "unhealed": 0, "stale_window_rows": 0}
-    world = box.world
-    source_args = {"api_key": box.api_key, "base_url": box.base_url,
-                   "start_date": iso(world.now - world.history_days * 86400),
-                   "resources": RESOURCES, "page_size": args.page_size,
-                   "max_attempts": 5, "request_timeout": 5.0}
+    source_args = soak.source_args(RESOURCES, page_size=args.page_size, max_attempts=5,
+                                   request_timeout=5.0)
 
     def account(summary: RunSummary) -> None:
         totals["rows_loaded"] += sum(summary.rows.values())
@@ -306,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="wallet-soak-") as tmp:
         work = Path(tmp)
-        pipeline = make_pipeline("duckdb", duckdb_path=str(work / "soak.duckdb"),
-                                 pipelines_dir=str(work / "pipelines"))
+        pipeline = soak_pipeline(work)
         longest = 0.0
         previous_partial = False
         try:

@@ -12,12 +12,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from wallet_elt.pipelines.pipeline import make_pipeline, run
+from wallet_elt.pipelines.pipeline import run
 from wallet_elt.sandbox.server import Sandbox
-from wallet_elt.sandbox.world import World, iso
-from scripts.soak import KINDS, differences, log, tally
+from scripts.soak import KINDS, Soak, differences, log, soak_pipeline, tally
 
 # Cursor routes only: windowed ones follow createdAt, so they never promise updates.
 CHURN = ["members", "phone_numbers", "phone_number_outbound_sms", "performances",
@@ -50,21 +48,14 @@ class Churn(threading.Thread):
 
 
 def soak_churn(args: argparse.Namespace) -> int:
-    started = time.monotonic()
-    deadline = started + args.minutes * 60
-    rng = random.Random(args.seed)
-    box = Sandbox(World(seed=args.seed, scale=args.scale))
-    box.start(host="127.0.0.1")
-    world = box.world
-    source_args: dict[str, Any] = {"api_key": box.api_key, "base_url": box.base_url,
-                                   "start_date": iso(world.now - world.history_days * 86400),
-                                   "resources": CHURN, "page_size": args.page_size}
+    soak = Soak.begin(args)
+    box, rng, started, deadline = soak.box, soak.rng, soak.started, soak.deadline
+    source_args = soak.source_args(CHURN, page_size=args.page_size)
     totals = dict.fromkeys(["cycles", "records_changed_during_runs", "failed_runs",
                             *(f"{kind}_after_quiet_run" for kind in KINDS)], 0)
     with tempfile.TemporaryDirectory(prefix="wallet-soak-churn-") as tmp:
         work = Path(tmp)
-        pipeline = make_pipeline("duckdb", duckdb_path=str(work / "soak.duckdb"),
-                                 pipelines_dir=str(work / "pipelines"))
+        pipeline = soak_pipeline(work)
         try:
             while totals["cycles"] == 0 or time.monotonic() < deadline:
                 totals["cycles"] += 1

@@ -21,10 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wallet_elt.pipelines.pipeline import make_pipeline
-from wallet_elt.sandbox.server import Sandbox
-from wallet_elt.sandbox.world import World, iso
-from scripts.soak import KINDS, RESOURCES, advance, differences, log, tally
+from scripts.soak import (
+    KINDS,
+    RESOURCES,
+    Soak,
+    advance,
+    differences,
+    log,
+    soak_pipeline,
+    tally,
+)
 from tests.test_kills import KEYLESS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,15 +101,11 @@ def keyless_duplicates(pipeline: Any) -> int:
 
 
 def soak_kills(args: argparse.Namespace) -> int:
-    started = time.monotonic()
-    deadline = started + args.minutes * 60
-    rng = random.Random(args.seed)
-    box = Sandbox(World(seed=args.seed, scale=args.scale))
-    box.start(host="127.0.0.1")
-    world = box.world
+    soak = Soak.begin(args)
+    box, rng, started, deadline = soak.box, soak.rng, soak.started, soak.deadline
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__DLTHUB_TELEMETRY": "false",
            "WALLET_API_KEY": box.api_key, "SOURCES__WALLET__BASE_URL": box.base_url,
-           "SOURCES__WALLET__START_DATE": iso(world.now - world.history_days * 86400),
+           "SOURCES__WALLET__START_DATE": soak.history_start(),
            "SOURCES__WALLET__PAGE_SIZE": str(args.page_size)}
     totals = dict.fromkeys(["cycles", "kills", "missed_kill_points", "failed_reruns",
                             *(f"{kind}_after_rerun" for kind in KINDS),
@@ -127,8 +129,7 @@ def soak_kills(args: argparse.Namespace) -> int:
                         f"rerun exit {rerun.returncode}: "
                         f"{rerun.stderr[-300:]}")
                     continue
-                pipeline = make_pipeline("duckdb", duckdb_path=str(work / "wallet.duckdb"),
-                                         pipelines_dir=str(work / "pipelines"))
+                pipeline = soak_pipeline(work, "wallet.duckdb")
                 found = tally(differences(box, pipeline, RESOURCES))
                 doubled = keyless_duplicates(pipeline)
                 for kind in KINDS:

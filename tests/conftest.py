@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,20 @@ def source_args(box: Sandbox, **extra: Any) -> dict[str, Any]:
 
 def new_pipeline(tmp: Path, name: str = "wallet") -> dlt.Pipeline:
     return make_pipeline("duckdb", duckdb_path=str(tmp / f"{name}.duckdb"),
+                         pipelines_dir=str(tmp / "pipelines"))
+
+
+# The fixture that makes each server destination reachable (and fails loudly under CI=true).
+DESTINATION_FIXTURES = {"postgres": "postgres_credentials", "bigquery": "bigquery_env"}
+
+
+def pipeline_on(destination: str, tmp: Path, request: pytest.FixtureRequest) -> dlt.Pipeline:
+    """A pipeline into DuckDB (a file in `tmp`), or into Postgres or the BigQuery emulator
+    through their fixture, in a dataset of its own."""
+    if destination == "duckdb":
+        return new_pipeline(tmp)
+    request.getfixturevalue(DESTINATION_FIXTURES[destination])
+    return make_pipeline(destination, dataset_name=f"wallet_test_{uuid.uuid4().hex[:8]}",
                          pipelines_dir=str(tmp / "pipelines"))
 
 

@@ -5,19 +5,18 @@ failed read or a bounded backfill flags nothing."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from pathlib import Path
 from typing import Any
 
 import dlt
 import pytest
 
-from wallet_elt.pipelines.pipeline import PartialLoad, make_pipeline, run
+from wallet_elt.pipelines.pipeline import PartialLoad, run
 from wallet_elt.sandbox.faults import Fault, FaultKind
 from wallet_elt.sandbox.server import Sandbox
 from wallet_elt.sources.wallet.catalog import entries_by_name
 from wallet_elt.sources.wallet.columns import DELETED_AT
-from tests.conftest import new_pipeline, source_args
+from tests.conftest import new_pipeline, pipeline_on, source_args
 from tests.test_bigquery import (  # noqa: F401  (fixtures)
     bigquery_credentials, bigquery_emulator, bigquery_env)
 from tests.test_destinations import postgres_credentials  # noqa: F401  (fixture)
@@ -52,13 +51,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 def test_deleted_records_are_flagged_and_cleared_when_back(
         destination: str, sandbox: Sandbox, tmp_path: Path,
         request: pytest.FixtureRequest) -> None:
-    if destination == "duckdb":
-        pipeline = new_pipeline(tmp_path)
-    else:
-        request.getfixturevalue("postgres_credentials" if destination == "postgres"
-                                else "bigquery_env")
-        pipeline = make_pipeline(destination, dataset_name=f"wallet_del_{uuid.uuid4().hex[:8]}",
-                                 pipelines_dir=str(tmp_path / "pipelines"))
+    pipeline = pipeline_on(destination, tmp_path, request)
     args = source_args(sandbox, resources=[CURSOR, SNAPSHOT])
     run(pipeline, **args)
     assert all(v is None for v in _flags(pipeline, CURSOR).values())

@@ -3,18 +3,17 @@ its table, and a count computed from other records follows them, run after run."
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import dlt
 import numpy as np
 import pytest
 
-from wallet_elt.pipelines.pipeline import PartialLoad, make_pipeline, run
+from wallet_elt.pipelines.pipeline import PartialLoad, run
 from wallet_elt.sandbox.faults import Fault, FaultKind
 from wallet_elt.sandbox.server import Sandbox
 from wallet_elt.sources.wallet.catalog import ENTRIES, Strategy, entries_by_name
-from tests.conftest import new_pipeline, query, source_args
+from tests.conftest import new_pipeline, pipeline_on, query, source_args
 from tests.test_bigquery import (  # noqa: F401 (fixtures)
     bigquery_credentials,
     bigquery_emulator,
@@ -25,7 +24,6 @@ from tests.test_destinations import postgres_credentials  # noqa: F401 (a fixtur
 REDEEMED = entries_by_name()["static_voucher_campaign_redeemed_vouchers"]
 TIER_COUNTS = entries_by_name()["membership_tier_member_counts"]
 # The fixture that makes each destination other than DuckDB reachable (or skips the case).
-DESTINATION_FIXTURES = {"postgres": "postgres_credentials", "bigquery": "bigquery_env"}
 
 
 def _redeemed_truth(box: Sandbox) -> set[tuple[str, str]]:
@@ -70,12 +68,8 @@ def test_filtered_list_and_derived_counts_follow_the_records(
         sandbox: Sandbox, tmp_path: Path, destination: str,
         request: pytest.FixtureRequest) -> None:
     """On every destination: the hard delete is the destination's own merge SQL."""
-    if destination == "duckdb":
-        pipeline = new_pipeline(tmp_path)
-    else:
-        request.getfixturevalue(DESTINATION_FIXTURES[destination])
-        pipeline = make_pipeline(destination, dataset_name=f"wallet_test_{uuid.uuid4().hex[:8]}",
-                                 pipelines_dir=str(tmp_path / "pipelines"))
+    pipeline = pipeline_on(destination, tmp_path, request)
+    if destination != "duckdb":
         request.addfinalizer(lambda: _drop(pipeline))
     args = source_args(sandbox, resources=[REDEEMED.name, TIER_COUNTS.name])
     run(pipeline, **args)

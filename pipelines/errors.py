@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import traceback
+from typing import Literal, get_args, get_origin
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,12 @@ def explain(err: BaseException) -> tuple[int, str] | None:
             return MISCONFIGURED, _missing_setting(cause)  # names and hints: no values
         if isinstance(cause, ConfigValueCannotBeCoercedException):
             # The value is not echoed: it may be a secret.
+            choices = get_args(cause.hint) if get_origin(cause.hint) is Literal else ()
+            if choices:
+                return MISCONFIGURED, (
+                    f"the setting {cause.field_name} must be one of "
+                    f"{', '.join(repr(choice) for choice in choices)}: fix it in "
+                    ".dlt/config.toml or its environment variable")
             hint = getattr(cause.hint, "__name__", str(cause.hint))
             return MISCONFIGURED, (f"the setting {cause.field_name} cannot be read as {hint}: "
                                    "fix it in .dlt/config.toml or its environment variable")
